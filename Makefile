@@ -1,0 +1,31 @@
+# iqgate: `make test` and `make serve` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.iqgate-installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: test serve install lint clean
+
+install: $(STAMP)
+
+# torch and torchvision come first, pinned: pip takes them from this machine's disk.
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[dev,cpu]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
+
+serve: $(STAMP)
+	@echo "make serve: the DICOM node (issue 5) is not built yet; nothing to serve." >&2
+	@exit 2
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check service tools tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,3 @@
+"""iqgate: an explainable image-quality gate for medical imaging."""
+
+__version__ = "0.1.0"
