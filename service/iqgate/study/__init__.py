@@ -1,0 +1,1 @@
+"""Experiments on top of the engine: speed, training, pointing game, randomisation, reports."""
