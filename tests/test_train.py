@@ -1,0 +1,111 @@
+"""Training runs end to end on a tiny task, keeps the best epoch and resumes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from iqgate.study.train import TRAIN_PRESETS, TrainConfig, predict_probabilities, train
+
+
+class BrightSquares(Dataset):
+    """Label 1 = a bright square somewhere on a noisy background."""
+
+    def __init__(self, n: int, seed: int, size: int = 32) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.images = torch.randn(n, 3, size, size, generator=generator) * 0.3
+        self.labels = torch.arange(n) % 2
+        for i in range(n):
+            if self.labels[i]:
+                y, x = torch.randint(0, size - 8, (2,), generator=generator).tolist()
+                self.images[i, :, y : y + 8, x : x + 8] += 3.0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        return {"image": self.images[index], "label": int(self.labels[index])}
+
+
+CONFIG = TrainConfig(
+    arch="resnet18", input_size=32, epochs=3, batch_size=16, lr=0.02, lr_step_epochs=2
+)
+
+
+def test_training_learns_a_tiny_task_and_keeps_the_best_epoch(tmp_path):
+    outcome = train(
+        CONFIG,
+        BrightSquares(96, 0),
+        BrightSquares(32, 1),
+        tmp_path,
+        progress=False,
+        log=lambda _: None,
+    )
+    assert [r.epoch for r in outcome.history] == [1, 2, 3]
+    assert outcome.best_epoch == max(outcome.history, key=lambda r: r.val_accuracy).epoch
+    assert outcome.history[2].lr == pytest.approx(0.002)
+    labels, probabilities = predict_probabilities(
+        outcome.model, BrightSquares(32, 2), device=torch.device("cpu")
+    )
+    assert ((probabilities >= 0.5) == (labels == 1)).mean() >= 0.75
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_after_its_last_finished_epoch(tmp_path):
+    def stop_after_first(line: str) -> None:
+        if line.startswith("epoch 2"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(
+            CONFIG,
+            BrightSquares(48, 0),
+            BrightSquares(16, 1),
+            tmp_path,
+            progress=False,
+            log=stop_after_first,
+        )
+    lines: list[str] = []
+    outcome = train(
+        CONFIG,
+        BrightSquares(48, 0),
+        BrightSquares(16, 1),
+        tmp_path,
+        progress=False,
+        log=lines.append,
+    )
+    assert lines[0].startswith(f"resuming {tmp_path} after epoch 1")
+    assert [r.epoch for r in outcome.history] == [1, 2, 3]
+    with pytest.raises(ValueError, match="other settings"):
+        train(
+            CONFIG.with_overrides(lr=0.1),
+            BrightSquares(48, 0),
+            BrightSquares(16, 1),
+            tmp_path,
+            progress=False,
+        )
+
+
+def test_paper_presets_follow_the_paper():
+    cxr, lvot = TRAIN_PRESETS["object-cxr"], TRAIN_PRESETS["lvot"]
+    assert (cxr.arch, cxr.input_size, cxr.epochs, cxr.batch_size, cxr.lr, cxr.lr_step_epochs) == (
+        "resnet34",
+        600,
+        20,
+        16,
+        0.005,
+        5,
+    )
+    assert (cxr.momentum, cxr.weight_decay) == (0.9, 5e-4)
+    assert (
+        lvot.arch,
+        lvot.input_size,
+        lvot.epochs,
+        lvot.batch_size,
+        lvot.lr,
+        lvot.lr_step_epochs,
+    ) == ("resnet50", 224, 60, 64, 2e-4, None)
