@@ -1,0 +1,217 @@
+"""Settings of the node: environment variables ``IQGATE_*`` and an optional YAML file.
+
+YAML keys are the setting names without the prefix, in lower case; the environment
+overrides the file. An unknown or invalid setting stops the start with a message that
+names it. The frozen :class:`Settings` object is created once (by the CLI) and passed
+down; nothing reads the environment at import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from iqgate.errors import IqgateError
+
+ENV_PREFIX = "IQGATE_"
+AE_TITLE_PATTERN = re.compile(
+    r"^[\x21-\x5b\x5d-\x7e]([\x20-\x5b\x5d-\x7e]{0,14}[\x21-\x5b\x5d-\x7e])?$"
+)
+
+
+class SettingsError(IqgateError):
+    """A setting is unknown or has an invalid value."""
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], BeforeValidator(_split_commas)]
+
+
+def _check_ae_title(title: str, setting: str) -> str:
+    if not AE_TITLE_PATTERN.match(title):
+        raise ValueError(
+            f"{setting} {title!r} is not a valid AE title (1 to 16 printable ASCII characters, "
+            "no backslash, no leading or trailing space)"
+        )
+    return title
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A DICOM peer to send results to: ``AE@host:port``."""
+
+    ae_title: str
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Destination:
+        """Parse ``AE@host:port``."""
+        match = re.fullmatch(r"([^@]+)@([^:@]+):(\d+)", text.strip())
+        if not match:
+            raise ValueError(f"PACS destination {text!r} must look like AE@host:port")
+        port = int(match.group(3))
+        if not 0 < port < 65536:
+            raise ValueError(f"PACS destination {text!r}: port {port} out of range")
+        return cls(_check_ae_title(match.group(1), "PACS AE title"), match.group(2), port)
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class AllowedCaller:
+    """An allow-list entry: a calling AE title, optionally bound to one host."""
+
+    ae_title: str
+    host: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> AllowedCaller:
+        """Parse ``AE`` or ``AE@host``."""
+        title, _, host = text.strip().partition("@")
+        return cls(_check_ae_title(title, "allowed calling AE"), host or None)
+
+    def allows(self, ae_title: str, host: str) -> bool:
+        """Whether a caller with this title from this host matches the entry."""
+        return ae_title.strip() == self.ae_title and (self.host is None or self.host == host)
+
+
+class Settings(BaseModel):
+    """Every setting of the node, with its default (names as in the README)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ae_title: str = "IQGATE"
+    host: str = "0.0.0.0"
+    port: int = Field(11112, gt=0, lt=65536)
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(8080, ge=0, lt=65536)
+    spool_dir: Path = Path("./var/spool")
+    results_dir: Path = Path("./var/results")
+    pacs: CommaList = Field(default_factory=list)
+    allowed_calling_aes: CommaList = Field(default_factory=list)
+    models_dir: Path = Path("./models")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    overlays: Literal["flagged", "all", "none"] = "flagged"
+    explain: Literal["flagged", "all"] = "flagged"
+    forward_originals: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    # Spool and retention
+    spool_max_bytes: int = Field(20 * 2**30, gt=0)
+    spool_min_free_bytes: int = Field(512 * 2**20, ge=0)
+    retention_s: float = Field(24 * 3600.0, ge=0)
+    # Associations
+    max_associations: int = Field(16, gt=0)
+    max_pdu_bytes: int = Field(0, ge=0)
+    acse_timeout_s: float = Field(30.0, gt=0)
+    dimse_timeout_s: float = Field(60.0, gt=0)
+    network_timeout_s: float = Field(60.0, gt=0)
+    # Workers
+    batch_max: int = Field(16, gt=0)
+    batch_wait_ms: float = Field(50.0, ge=0)
+    decode_processes: int = Field(1, ge=0)
+    torch_threads: int = Field(1, gt=0)
+    lease_s: float = Field(300.0, gt=0)
+    normgrad_variant: Literal["bias", "scaling", "conv1x1", "conv3x3"] = "conv1x1"
+    normgrad_layers: Literal["single", "combined"] = "combined"
+    series_quiet_s: float = Field(10.0, ge=0)
+    # Forwarding
+    retry_limit: int = Field(10, ge=1)
+    retry_base_s: float = Field(2.0, gt=0)
+    retry_max_s: float = Field(300.0, gt=0)
+    forward_timeout_s: float = Field(30.0, gt=0)
+    # Logs
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("ae_title")
+    @classmethod
+    def _valid_ae_title(cls, value: str) -> str:
+        return _check_ae_title(value, "ae_title")
+
+    @field_validator("pacs")
+    @classmethod
+    def _valid_destinations(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            Destination.parse(entry)
+        return value
+
+    @field_validator("allowed_calling_aes")
+    @classmethod
+    def _valid_callers(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            AllowedCaller.parse(entry)
+        return value
+
+    @property
+    def destinations(self) -> list[Destination]:
+        """Parsed PACS destinations (empty: results are written as files only)."""
+        return [Destination.parse(p) for p in self.pacs]
+
+    @property
+    def allowed_callers(self) -> list[AllowedCaller]:
+        """Parsed allow-list (empty: anyone may associate)."""
+        return [AllowedCaller.parse(a) for a in self.allowed_calling_aes]
+
+    @property
+    def tls_enabled(self) -> bool:
+        """Whether DICOM TLS is configured."""
+        return self.tls_cert is not None
+
+
+def _read_yaml(path: Path) -> dict[str, object]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"cannot read settings file {str(path)!r}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"settings file {str(path)!r} must hold a mapping of setting: value")
+    return {str(k): v for k, v in loaded.items()}
+
+
+def load_settings(
+    config_file: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from ``config_file`` (YAML), overridden by ``IQGATE_*`` in ``environ``."""
+    file_values = _read_yaml(Path(config_file)) if config_file else {}
+    env_values = {
+        name[len(ENV_PREFIX) :].lower(): value
+        for name, value in (environ or {}).items()
+        if name.startswith(ENV_PREFIX)
+    }
+    origin = {k: f"{config_file} key {k!r}" for k in file_values} | {
+        k: f"environment variable {ENV_PREFIX}{k.upper()}" for k in env_values
+    }
+    merged = file_values | env_values
+    known = set(Settings.model_fields)
+    unknown = sorted(set(merged) - known)
+    if unknown:
+        raise SettingsError(
+            f"unknown setting {', '.join(origin[k] for k in unknown)}; "
+            f"known settings: {', '.join(sorted(known))}"
+        )
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = str(error["loc"][0]) if error["loc"] else "?"
+            where = origin.get(key, key)
+            problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise SettingsError("IQGATE_TLS_CERT and IQGATE_TLS_KEY must be set together")
+    return settings

@@ -1,0 +1,1 @@
+"""Data sets: Object-CXR, DICOM folders with box manifests, synthetic phantoms."""
