@@ -1,0 +1,1 @@
+"""The DICOM node: receive images, assess them, and send the findings to PACS."""
