@@ -1,0 +1,182 @@
+"""The ``iqgate`` command: ``serve``, ``assess`` and ``jobs``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+
+from iqgate import __version__
+from iqgate.config import Settings, SettingsError, load_settings
+from iqgate.errors import IqgateError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, os.environ)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from iqgate.node.app import Node
+    from iqgate.node.logs import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings.log_level)
+    Node(settings).run_until_signal()
+    return 0
+
+
+def _dicom_files(paths: Sequence[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file())
+        else:
+            yield path
+
+
+def _assess(args: argparse.Namespace) -> int:
+    from iqgate.node.app import choose_device
+    from iqgate.node.decode import Decoder
+    from iqgate.node.logs import configure_logging
+    from iqgate.node.metrics import NodeMetrics
+    from iqgate.node.results import ResultWriter
+    from iqgate.node.routing import ModelRegistry
+    from iqgate.node.spool import InstanceInfo, JobState, Spool
+    from iqgate.node.workers import AssessmentWorker
+
+    base = _settings(args)
+    configure_logging(base.log_level)
+    with tempfile.TemporaryDirectory(prefix="iqgate-assess-") as spool_dir:
+        settings = base.model_copy(
+            update={
+                "spool_dir": Path(spool_dir),
+                "results_dir": args.out,
+                "pacs": [],
+                "series_quiet_s": 0.0,
+                "batch_wait_ms": 0.0,
+                "forward_originals": False,
+            }
+        )
+        spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes)
+        skipped = 0
+        for path in _dicom_files(args.inputs):
+            try:
+                ds = dcmread(path, stop_before_pixels=True)
+                info = InstanceInfo(
+                    str(ds.SOPInstanceUID),
+                    str(ds.SOPClassUID),
+                    str(ds.StudyInstanceUID),
+                    str(ds.SeriesInstanceUID),
+                    str(ds.get("Modality", "") or ""),
+                    "OFFLINE",
+                )
+            except (InvalidDicomError, AttributeError, OSError, EOFError) as exc:
+                print(f"skipped {path}: not a DICOM image ({exc})", file=sys.stderr)
+                skipped += 1
+                continue
+            spool.accept(path.read_bytes(), info)
+        device = choose_device(settings.device)
+        worker = AssessmentWorker(
+            settings,
+            spool,
+            ModelRegistry.from_directory(settings.models_dir, device),
+            Decoder(0),
+            NodeMetrics(spool),
+            ResultWriter(
+                args.out,
+                settings.overlays,
+                f"normgrad-{settings.normgrad_variant} {settings.normgrad_layers}",
+            ),
+        )
+        while worker.run_once():
+            pass
+        worker.flush_quiet_series()
+        failed = spool.jobs([JobState.FAILED])
+        for job in failed:
+            print(f"failed {job.sop_instance_uid}: {job.reason}", file=sys.stderr)
+        done = spool.jobs()
+        flagged = sum(1 for j in done if j.verdict == "flagged")
+        passed = sum(1 for j in done if j.verdict == "pass")
+        not_assessed = sum(1 for j in done if j.verdict == "not_assessed")
+        print(
+            f"{len(done)} images: {flagged} flagged, {passed} passed, {not_assessed} not "
+            f"assessed, {len(failed)} failed, {skipped} skipped; results in {args.out}"
+        )
+        return 1 if failed else 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from iqgate.node.spool import JobState, Spool
+
+    settings = _settings(args)
+    spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes)
+    if args.action == "list":
+        states = [JobState(s) for s in args.state] if args.state else None
+        for job in spool.jobs(states):
+            print(
+                f"{job.id}\t{job.state.value}\t{job.verdict or '-'}\t{job.modality}\t"
+                f"{job.sop_instance_uid}\t{job.reason or ''}"
+            )
+        for delivery in spool.dead_letters():
+            print(
+                f"dead letter\tjob {delivery.job_id}\t{delivery.kind}\t{delivery.destination}\t"
+                f"{delivery.sop_instance_uid}"
+            )
+    elif args.action == "retry":
+        print(f"requeued {spool.retry(args.job)} jobs and deliveries")
+    else:
+        states = [JobState(s) for s in (args.state or ["delivered"])]
+        print(f"purged {spool.purge(args.older_than_s, states=states)} jobs")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``iqgate`` command."""
+    parser = argparse.ArgumentParser(prog="iqgate", description="Explainable image-quality gate")
+    parser.add_argument("--version", action="version", version=f"iqgate {__version__}")
+    parser.add_argument(
+        "--config", type=Path, help="YAML settings file (the environment overrides it)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the DICOM node").set_defaults(run=_serve)
+    assess = commands.add_parser(
+        "assess", help="assess DICOM files offline, writing the same results"
+    )
+    assess.add_argument("inputs", nargs="+", type=Path, help="DICOM files or folders")
+    assess.add_argument("--out", type=Path, required=True, help="results folder")
+    assess.set_defaults(run=_assess)
+    jobs = commands.add_parser("jobs", help="list, retry or purge spooled jobs")
+    jobs.add_argument("action", choices=["list", "retry", "purge"])
+    jobs.add_argument(
+        "--state",
+        action="append",
+        choices=[
+            s for s in ("received", "assessing", "assessed", "results_ready", "delivered", "failed")
+        ],
+    )
+    jobs.add_argument("--job", type=int, help="retry only this job id")
+    jobs.add_argument("--older-than-s", type=float, default=0.0, help="purge: minimum age")
+    jobs.set_defaults(run=_jobs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``iqgate`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except SettingsError as exc:
+        print(f"iqgate: {exc}", file=sys.stderr)
+        return 2
+    except IqgateError as exc:
+        print(f"iqgate: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""The assessment worker: spool -> decode -> route -> batch -> classify -> explain -> results.
+
+Batches form by size and deadline (``batch_max`` jobs or ``batch_wait_ms``, whichever
+comes first). A job that fails (bad codec data, an exception) is marked failed with
+its reason and the worker goes on. MR images wait in ``assessed`` until their series
+has been quiet for ``series_quiet_s``; then one SR covers the series.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from pydicom import dcmread
+
+from iqgate.config import Settings
+from iqgate.node.assess import ExplainPolicy, FrameAssessment, assess_frames
+from iqgate.node.decode import DecodedImage, Decoder
+from iqgate.node.logs import get_logger
+from iqgate.node.metrics import NodeMetrics
+from iqgate.node.results import ResultWriter, read_reports
+from iqgate.node.routing import LoadedModel, ModelRegistry
+from iqgate.node.spool import Job, JobState, OutputFile, Spool
+from iqgate.node.uids import is_own_output
+
+log = get_logger("worker")
+NOT_ASSESSED = "not_assessed"
+SERIES_MODALITIES = frozenset({"MR"})
+
+
+@dataclass
+class RoutedJob:
+    """A decoded job and the model it goes to."""
+
+    job: Job
+    image: DecodedImage
+    model: LoadedModel
+
+
+class AssessmentWorker:
+    """One thread that assesses spooled jobs until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        spool: Spool,
+        registry: ModelRegistry,
+        decoder: Decoder,
+        metrics: NodeMetrics,
+        writer: ResultWriter,
+        *,
+        name: str = "worker-1",
+    ) -> None:
+        self.settings = settings
+        self.spool = spool
+        self.registry = registry
+        self.decoder = decoder
+        self.metrics = metrics
+        self.writer = writer
+        self.name = name
+        self.policy = ExplainPolicy(
+            explain_all=settings.explain == "all" or settings.overlays == "all",
+            variant=settings.normgrad_variant,
+            layers=settings.normgrad_layers,
+        )
+        self._destinations = [str(d) for d in settings.destinations]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker thread."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish the batch in hand, then stop."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def is_alive(self) -> bool:
+        """Whether the thread runs."""
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        torch.set_num_threads(self.settings.torch_threads)
+        while not self._stop.is_set():
+            try:
+                worked = self.run_once()
+                worked = self.flush_quiet_series() or worked
+                if not worked:
+                    self._stop.wait(0.05)
+            except Exception:
+                log.exception("worker_error", worker=self.name)
+                self._stop.wait(1.0)
+        self.spool.close()
+
+    # -- one batch ---------------------------------------------------------------------
+    def _claim_batch(self) -> list[Job]:
+        s = self.settings
+        jobs = self.spool.claim_received(self.name, s.batch_max, s.lease_s)
+        if not jobs:
+            return jobs
+        deadline = time.monotonic() + s.batch_wait_ms / 1000
+        while len(jobs) < s.batch_max and time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+            jobs += self.spool.claim_received(self.name, s.batch_max - len(jobs), s.lease_s)
+        return jobs
+
+    def run_once(self) -> bool:
+        """Assess one batch; returns whether there was work."""
+        jobs = self._claim_batch()
+        if not jobs:
+            return False
+        started = time.perf_counter()
+        decoded = self.decoder.decode_many([job.path for job in jobs])
+        decode_ms = (time.perf_counter() - started) * 1000 / len(jobs)
+        by_model: dict[str, list[RoutedJob]] = {}
+        for job, image in zip(jobs, decoded, strict=True):
+            self.metrics.stage_seconds.labels("decode").observe(decode_ms / 1000)
+            if isinstance(image, BaseException):
+                self._fail(job, "decode", f"cannot decode pixel data: {image}")
+                continue
+            routed = self._route(job, image)
+            if routed is not None:
+                by_model.setdefault(routed.model.card.name, []).append(routed)
+        for group in by_model.values():
+            self._assess_group(group, decode_ms)
+        return True
+
+    def _route(self, job: Job, image: DecodedImage) -> RoutedJob | None:
+        if is_own_output(image.header):
+            self._not_assessed(job, "own output")
+            return None
+        model, reason = self.registry.route(image.header)
+        if model is None:
+            self._not_assessed(job, "no model applies")
+            log.info("not_assessed", sop_instance_uid=job.sop_instance_uid, reason=reason)
+            return None
+        return RoutedJob(job, image, model)
+
+    def _originals(self, job: Job) -> list[OutputFile]:
+        if not self.settings.forward_originals:
+            return []
+        return [OutputFile("original", job.path, job.sop_instance_uid)]
+
+    def _not_assessed(self, job: Job, reason: str) -> None:
+        self.metrics.not_assessed.labels(reason).inc()
+        self.spool.finish_assessment(
+            job.id,
+            verdict=NOT_ASSESSED,
+            report_path=None,
+            outputs=self._originals(job),
+            destinations=self._destinations,
+        )
+
+    def _fail(self, job: Job, stage: str, reason: str) -> None:
+        self.metrics.jobs_failed.labels(stage).inc()
+        log.warning(
+            "job_failed",
+            sop_instance_uid=job.sop_instance_uid,
+            stage=stage,
+            reason=reason,
+            calling_ae=job.calling_ae,
+        )
+        self.spool.fail(job.id, f"{stage}: {reason}")
+
+    def _assess_group(self, group: Sequence[RoutedJob], decode_ms: float) -> None:
+        loaded = group[0].model
+        frames = [frame for routed in group for frame in routed.image.frames]
+        try:
+            assessments = assess_frames(loaded, frames, self.policy, self.registry.device)
+        except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the node
+            for routed in group:
+                self._fail(routed.job, "inference", f"{type(exc).__name__}: {exc}")
+            return
+        self.metrics.batch_size.observe(len(frames))
+        offset = 0
+        for routed in group:
+            count = routed.image.frames.shape[0]
+            self._write(routed, assessments[offset : offset + count], decode_ms)
+            offset += count
+
+    def _write(
+        self, routed: RoutedJob, assessments: list[FrameAssessment], decode_ms: float
+    ) -> None:
+        job, image, loaded = routed.job, routed.image, routed.model
+        for a in assessments:
+            self.metrics.stage_seconds.labels("inference").observe(a.timings_ms["inference"] / 1000)
+            if "explain" in a.timings_ms:
+                self.metrics.stage_seconds.labels("explain").observe(a.timings_ms["explain"] / 1000)
+        per_series = job.modality.upper() in SERIES_MODALITIES
+        started = time.perf_counter()
+        try:
+            results = self.writer.write_image(
+                image.header,
+                image.frames,
+                loaded,
+                assessments,
+                sr_per_series=per_series,
+                timings_ms={"decode": decode_ms},
+            )
+        except Exception as exc:  # noqa: BLE001 - one bad image must not stop the node
+            self._fail(job, "encode", f"{type(exc).__name__}: {exc}")
+            return
+        self.metrics.stage_seconds.labels("encode").observe(time.perf_counter() - started)
+        verdict = "flagged" if results.flagged else "pass"
+        self.spool.finish_assessment(
+            job.id,
+            verdict=verdict,
+            report_path=str(results.report_path),
+            outputs=results.outputs + self._originals(job),
+            destinations=self._destinations,
+            series_group=job.series_uid if per_series else None,
+        )
+        self.metrics.verdicts.labels(loaded.card.name, verdict).inc()
+        self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - job.received_at))
+        best = max(assessments, key=lambda a: a.probability)
+        log.info(
+            "assessed",
+            sop_instance_uid=job.sop_instance_uid,
+            calling_ae=job.calling_ae,
+            model=loaded.card.name,
+            verdict=verdict,
+            probability=round(best.probability, 4),
+            frames=len(assessments),
+        )
+
+    # -- series SRs --------------------------------------------------------------------
+    def flush_quiet_series(self) -> bool:
+        """Write one SR for each series that has been quiet long enough."""
+        groups = self.spool.quiet_series(self.settings.series_quiet_s)
+        for group in groups:
+            jobs = self.spool.jobs_in_group(group, JobState.ASSESSED)
+            if not jobs:
+                continue
+            earlier = self.spool.jobs_in_group(
+                group, JobState.RESULTS_READY
+            ) or self.spool.jobs_in_group(group, JobState.DELIVERED)
+            try:
+                headers = [dcmread(job.path, stop_before_pixels=True) for job in jobs]
+                reports = [r for job in jobs for r in read_reports(Path(str(job.report_path)))]
+                output = self.writer.write_series_sr(headers, reports, late=bool(earlier))
+            except Exception as exc:  # noqa: BLE001 - one bad series must not stop the node
+                for job in jobs:
+                    self._fail(job, "encode", f"series SR: {type(exc).__name__}: {exc}")
+                continue
+            self.spool.finish_group([job.id for job in jobs], [output], self._destinations)
+            log.info("series_reported", series_uid=group, images=len(jobs))
+        return bool(groups)
