@@ -1,0 +1,109 @@
+"""Phantoms as a torch data set, resized once and cached (rendering a radiograph is slow)."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from iqgate.data.object_cxr import ImageItem, parse_annotation
+from iqgate.data.phantoms import generate
+from iqgate.data.phantoms.dicom_encoding import display_window
+from iqgate.data.transforms import ImageTransform
+from iqgate.imaging import normalise_imagenet, resize_square, scale_boxes, window_to_unit
+
+
+def _render(
+    args: tuple[str, int, int, float, int, int],
+) -> tuple[np.ndarray, int, list, list, tuple[int, int]]:
+    task, n, seed, fraction, size, index = args
+    sample = generate(task, n, seed=seed, positive_fraction=fraction)[index]
+    centre, width = display_window(sample.image)
+    unit = window_to_unit(sample.image.astype(np.float32), centre, width)
+    grey = resize_square(unit[None], size)[0].half().numpy()
+    return grey, int(sample.label), list(sample.boxes), list(sample.shapes), sample.image.shape
+
+
+class PhantomDataset(Dataset[ImageItem]):
+    """``n`` phantoms of one task at the model's input size, in the loaders' item format.
+
+    Each sample is rendered once, shown through the display window its DICOM file
+    carries (so training sees what the node sees), resized to ``size`` and kept
+    (float16, about ``2 * size**2`` bytes per image); :meth:`materialise` renders them
+    all up front, in parallel processes.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        n: int,
+        *,
+        seed: int,
+        size: int,
+        positive_fraction: float = 0.5,
+        transform: ImageTransform | None = None,
+    ) -> None:
+        self.task, self.n, self.seed, self.size = task, n, seed, size
+        self.positive_fraction = positive_fraction
+        self.transform = transform
+        self._cache: dict[int, tuple[np.ndarray, int, list, list, tuple[int, int]]] = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _args(self, index: int) -> tuple[str, int, int, float, int, int]:
+        return (self.task, self.n, self.seed, self.positive_fraction, self.size, index)
+
+    def materialise(self, processes: int = 0, progress: bool = False) -> PhantomDataset:
+        """Render every sample now (``processes`` > 1 renders in parallel)."""
+        todo = [i for i in range(self.n) if i not in self._cache]
+        bar = tqdm(total=len(todo), desc=f"rendering {self.task} phantoms", disable=not progress)
+        if processes > 1:
+            with multiprocessing.get_context("spawn").Pool(processes) as pool:
+                for index, rendered in zip(
+                    todo, pool.imap(_render, map(self._args, todo), chunksize=8), strict=True
+                ):
+                    self._cache[index] = rendered
+                    bar.update()
+        else:
+            for index in todo:
+                self._cache[index] = _render(self._args(index))
+                bar.update()
+        bar.close()
+        return self
+
+    def with_transform(self, transform: ImageTransform | None) -> PhantomDataset:
+        """The same samples (sharing the cache) with another transform."""
+        twin = PhantomDataset(
+            self.task,
+            self.n,
+            seed=self.seed,
+            size=self.size,
+            positive_fraction=self.positive_fraction,
+            transform=transform,
+        )
+        twin._cache = self._cache
+        return twin
+
+    def __getitem__(self, index: int) -> ImageItem:
+        if not 0 <= index < self.n:
+            raise IndexError(f"phantom index {index} out of range for {self.n} samples")
+        if index not in self._cache:
+            self._cache[index] = _render(self._args(index))
+        grey16, label, boxes, shapes, native = self._cache[index]
+        grey = torch.from_numpy(grey16).float()
+        if self.transform is not None:
+            grey = self.transform(grey)
+        native_boxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+        return ImageItem(
+            image=normalise_imagenet(grey),
+            label=label,
+            boxes=scale_boxes(native_boxes, native, self.size),
+            native_boxes=native_boxes,
+            shapes=parse_annotation(";".join(shapes)),
+            name=f"{self.task}-{self.seed}-{index:06d}",
+            native_size=(int(native[0]), int(native[1])),
+        )

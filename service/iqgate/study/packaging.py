@@ -1,0 +1,124 @@
+"""From a trained model to a model package: threshold, metrics and the card."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from iqgate.packages import ModelCard, Routing, SplitMetrics
+from iqgate.study.metrics import roc_auc, scores_at, sensitivity_threshold, youden_threshold
+from iqgate.study.train import predict_probabilities
+
+
+@dataclass(frozen=True)
+class TaskProfile:
+    """What a task's packages say about classes and routing."""
+
+    task: str
+    classes: tuple[str, str]
+    routing: Routing
+
+
+TASKS: dict[str, TaskProfile] = {
+    "cxr": TaskProfile(
+        "cxr-foreign-object",
+        ("no foreign object", "foreign object"),
+        Routing(modalities=["DX", "CR"]),
+    ),
+    "cmr": TaskProfile("cmr-lvot", ("no LVOT", "LVOT visible"), Routing(modalities=["MR"])),
+}
+
+
+def choose_threshold(
+    labels: np.ndarray, probabilities: np.ndarray, target_sensitivity: float | None = None
+) -> tuple[float, str]:
+    """The decision threshold on validation scores and the rule that chose it."""
+    if target_sensitivity is not None:
+        threshold = sensitivity_threshold(labels, probabilities, target_sensitivity)
+        return threshold, f"highest threshold with validation sensitivity >= {target_sensitivity}"
+    return youden_threshold(labels, probabilities), "Youden's J on the validation set"
+
+
+def split_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> SplitMetrics:
+    """Accuracy, sensitivity and specificity at ``threshold``, and AUC."""
+    at = scores_at(labels, probabilities, threshold)
+    return SplitMetrics(
+        images=int(labels.size),
+        accuracy=round(at.accuracy, 4),
+        auc=round(roc_auc(labels, probabilities), 4),
+        sensitivity=round(at.sensitivity, 4),
+        specificity=round(at.specificity, 4),
+    )
+
+
+def evaluate_for_card(
+    model: nn.Module,
+    val: Dataset,
+    test: Dataset,
+    device: torch.device,
+    *,
+    target_sensitivity: float | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> tuple[float, str, dict[str, SplitMetrics]]:
+    """Threshold chosen on ``val``; metrics on ``val`` and ``test`` at that threshold."""
+    val_labels, val_probabilities = predict_probabilities(
+        model, val, device=device, batch_size=batch_size, progress=progress
+    )
+    threshold, rule = choose_threshold(val_labels, val_probabilities, target_sensitivity)
+    test_labels, test_probabilities = predict_probabilities(
+        model, test, device=device, batch_size=batch_size, progress=progress
+    )
+    metrics = {
+        "validation": split_metrics(val_labels, val_probabilities, threshold),
+        "test": split_metrics(test_labels, test_probabilities, threshold),
+    }
+    return threshold, rule, metrics
+
+
+def build_card(
+    *,
+    name: str,
+    version: str,
+    task: str,
+    architecture: str,
+    input_size: int,
+    threshold: float,
+    rule: str,
+    metrics: dict[str, SplitMetrics],
+    training: dict[str, object],
+    synthetic: bool,
+) -> ModelCard:
+    """The card of a freshly trained model."""
+    profile = TASKS[task]
+    if synthetic:
+        description = (
+            f"DEMO model for {profile.task}, trained on synthetic phantoms only "
+            "(iqgate.data.phantoms). It makes the node work out of the box."
+        )
+        intended_use = (
+            "Demonstration and testing of iqgate only. NOT FOR CLINICAL USE: it has never "
+            "seen a real image. Train a real model with tools/train.py on your own data."
+        )
+    else:
+        description = f"{architecture} classifier for {profile.task}"
+        intended_use = "Research use; validate on local data before any clinical use."
+    return ModelCard(
+        name=name,
+        version=version,
+        task=profile.task,
+        description=description,
+        intended_use=intended_use,
+        architecture=architecture,
+        input_size=input_size,
+        classes=list(profile.classes),
+        decision_threshold=float(threshold),
+        threshold_rule=rule,
+        routing=profile.routing,
+        training=training,
+        metrics=metrics,
+    )

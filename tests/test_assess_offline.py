@@ -1,0 +1,47 @@
+"""``iqgate assess`` runs the node's pipeline on files, without the network."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from dicom_factory import write_image
+from iqgate import nets
+from iqgate.cli import main
+from iqgate.packages import ModelCard, Routing, save_package
+
+
+def test_assess_writes_reports_overlays_and_srs(tmp_path, capsys, monkeypatch):
+    torch.manual_seed(0)
+    card = ModelCard(
+        name="tiny",
+        version="1",
+        task="cxr-foreign-object",
+        description="test",
+        intended_use="tests",
+        architecture="resnet18",
+        input_size=64,
+        classes=["no foreign object", "foreign object"],
+        decision_threshold=0.0,
+        threshold_rule="fixed",
+        routing=Routing(modalities=["DX"]),
+    )
+    save_package(tmp_path / "models" / "tiny", nets.build("resnet18"), card)
+    inputs = tmp_path / "in"
+    write_image(inputs / "a.dcm", seed=1)
+    write_image(inputs / "b.dcm", seed=2)
+    write_image(inputs / "mr.dcm", seed=3, modality="MR")
+    (inputs / "notes.txt").write_text("not DICOM")
+    monkeypatch.setenv("IQGATE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("IQGATE_DEVICE", "cpu")
+    out = tmp_path / "out"
+    assert main(["assess", str(inputs), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "3 images: 2 flagged, 0 passed, 1 not assessed, 0 failed, 1 skipped" in printed.out
+    assert "skipped" in printed.err and "notes.txt" in printed.err
+    reports = sorted(out.rglob("*.report.json"))
+    assert len(reports) == 2
+    report = json.loads(reports[0].read_text())[0]
+    assert report["verdict"] == "flagged" and report["explained"] is True
+    assert len(list(out.rglob("*.sc.dcm"))) == 2 and len(list(out.rglob("*.sr.dcm"))) == 2
