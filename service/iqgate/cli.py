@@ -84,7 +84,12 @@ def _assess(args: argparse.Namespace) -> int:
         worker = AssessmentWorker(
             settings,
             spool,
-            ModelRegistry.from_directory(settings.models_dir, device),
+            ModelRegistry.from_directory(
+                settings.models_dir,
+                device,
+                use_onnx=settings.classifier == "onnx",
+                threads=settings.torch_threads,
+            ),
             Decoder(0),
             NodeMetrics(spool),
             ResultWriter(

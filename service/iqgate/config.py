@@ -106,6 +106,7 @@ class Settings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     overlays: Literal["flagged", "all", "none"] = "flagged"
     explain: Literal["flagged", "all"] = "flagged"
+    classifier: Literal["onnx", "torch"] = "onnx"
     forward_originals: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -1,5 +1,9 @@
 """Classification of a batch of frames, then NormGrad for the frames that need it.
 
+Most images pass, so the node classifies cheaply (ONNX Runtime from the package's
+``model.onnx``: the CUDA provider on a GPU, the CPU provider otherwise) and runs torch
+for NormGrad only on the frames whose verdict needs an explanation.
+
 The node always explains the defect class of the model (its card's ``defect_class``),
 with combined NormGrad (conv1x1 by default) at the model's input resolution.
 """
@@ -37,6 +41,16 @@ class FrameAssessment:
     timings_ms: dict[str, float]
 
 
+def classify(loaded: LoadedModel, inputs: torch.Tensor) -> np.ndarray:
+    """Class probabilities [N, classes], by ONNX Runtime when the package has a session."""
+    if loaded.onnx is not None:
+        (logits,) = loaded.onnx.run(None, {"images": inputs.cpu().numpy()})
+        scores = torch.from_numpy(logits).float()
+    else:
+        scores = loaded.model(inputs).float()
+    return torch.softmax(scores, dim=1).cpu().numpy()
+
+
 def assess_frames(
     loaded: LoadedModel, frames: Sequence[np.ndarray], policy: ExplainPolicy, device: torch.device
 ) -> list[FrameAssessment]:
@@ -48,8 +62,7 @@ def assess_frames(
         inputs = torch.cat(
             [to_model_input(frame[None], card.input_size, device=device) for frame in frames]
         )
-        logits = loaded.model(inputs).float()
-        probabilities = torch.softmax(logits, dim=1)[:, card.defect_class].cpu().numpy()
+        probabilities = classify(loaded, inputs)[:, card.defect_class]
     inference_ms = (time.perf_counter() - started) * 1000 / count
     flagged = probabilities >= card.decision_threshold
     chosen = np.arange(count) if policy.explain_all else np.flatnonzero(flagged)

@@ -1,4 +1,4 @@
-"""Which model package applies to an image, by the routing rules in its card."""
+"""Which model package applies to an image, and the loaded models (torch and ONNX)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,18 @@ import torch
 from pydicom.dataset import Dataset
 from torch import nn
 
-from iqgate.packages import ModelCard, Routing, find_packages, load_package
+from iqgate.node.logs import get_logger
+from iqgate.packages import (
+    ONNX_FILE,
+    ModelCard,
+    Routing,
+    export_onnx,
+    find_packages,
+    load_package,
+    onnx_is_current,
+)
+
+log = get_logger("models")
 
 
 def routing_mismatch(routing: Routing, ds: Dataset) -> str | None:
@@ -28,20 +39,60 @@ def routing_mismatch(routing: Routing, ds: Dataset) -> str | None:
             return f"{keyword} {value or '(empty)'} not in {list(allowed)}"
     if routing.series_description_patterns:
         description = str(ds.get("SeriesDescription", "") or "")
-        if not any(
-            re.search(p, description, re.IGNORECASE) for p in routing.series_description_patterns
-        ):
+        patterns = routing.series_description_patterns
+        if not any(re.search(p, description, re.IGNORECASE) for p in patterns):
             return "SeriesDescription matches no pattern"
     return None
 
 
 @dataclass
 class LoadedModel:
-    """A model package ready for inference."""
+    """A model package ready for inference: torch always, ONNX Runtime when available."""
 
     card: ModelCard
     model: nn.Module
     directory: Path
+    onnx: object | None = None
+
+    @property
+    def classifier(self) -> str:
+        """Which runtime classifies: ``onnxruntime`` or ``torch``."""
+        return "onnxruntime" if self.onnx is not None else "torch"
+
+
+def onnx_session(directory: Path, device: torch.device, threads: int) -> object | None:
+    """An ONNX Runtime session of a package's ``model.onnx``, exported first when missing.
+
+    The CUDA execution provider is used on a CUDA device, the CPU provider otherwise.
+    Returns None (torch classifies) when ONNX Runtime is not installed or the package
+    folder is read-only and holds no current export.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        log.warning("onnxruntime_missing", consequence="torch classifies")
+        return None
+    if not onnx_is_current(directory):
+        try:
+            export_onnx(directory)
+            log.info("onnx_exported", package=directory.name)
+        except OSError as exc:
+            log.warning(
+                "onnx_export_failed",
+                package=directory.name,
+                error=str(exc),
+                consequence="torch classifies",
+            )
+            return None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    return onnxruntime.InferenceSession(
+        str(directory / ONNX_FILE), sess_options=options, providers=providers
+    )
 
 
 class ModelRegistry:
@@ -52,12 +103,26 @@ class ModelRegistry:
         self.device = device
 
     @classmethod
-    def from_directory(cls, models_dir: str | Path, device: torch.device) -> ModelRegistry:
+    def from_directory(
+        cls,
+        models_dir: str | Path,
+        device: torch.device,
+        *,
+        use_onnx: bool = True,
+        threads: int = 1,
+    ) -> ModelRegistry:
         """Load every package under ``models_dir`` (checksums verified)."""
         loaded = []
         for directory in find_packages(models_dir):
             model, card = load_package(directory, device)
-            loaded.append(LoadedModel(card, model, directory))
+            session = onnx_session(directory, device, threads) if use_onnx else None
+            loaded.append(LoadedModel(card, model, directory, session))
+            log.info(
+                "model_loaded",
+                model=card.name,
+                version=card.version,
+                classifier="onnxruntime" if session is not None else "torch",
+            )
         return cls(loaded, device)
 
     def route(self, ds: Dataset) -> tuple[LoadedModel | None, str]:
