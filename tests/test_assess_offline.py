@@ -45,3 +45,31 @@ def test_assess_writes_reports_overlays_and_srs(tmp_path, capsys, monkeypatch):
     report = json.loads(reports[0].read_text())[0]
     assert report["verdict"] == "flagged" and report["explained"] is True
     assert len(list(out.rglob("*.sc.dcm"))) == 2 and len(list(out.rglob("*.sr.dcm"))) == 2
+
+
+def test_the_node_never_assesses_its_own_outputs(tmp_path, capsys, monkeypatch):
+    torch.manual_seed(0)
+    card = ModelCard(
+        name="tiny",
+        version="1",
+        task="cxr-foreign-object",
+        description="test",
+        intended_use="tests",
+        architecture="resnet18",
+        input_size=64,
+        classes=["no foreign object", "foreign object"],
+        decision_threshold=0.0,
+        threshold_rule="fixed",
+        routing=Routing(modalities=[]),
+    )
+    save_package(tmp_path / "models" / "tiny", nets.build("resnet18"), card)
+    write_image(tmp_path / "in" / "a.dcm", seed=1)
+    monkeypatch.setenv("IQGATE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("IQGATE_DEVICE", "cpu")
+    monkeypatch.setenv("IQGATE_CLASSIFIER", "torch")
+    assert main(["assess", str(tmp_path / "in"), "--out", str(tmp_path / "first")]) == 0
+    overlays = list((tmp_path / "first").rglob("*.sc.dcm"))
+    assert len(overlays) == 1
+    capsys.readouterr()
+    assert main(["assess", str(overlays[0]), "--out", str(tmp_path / "second")]) == 0
+    assert "1 images: 0 flagged, 0 passed, 1 not assessed" in capsys.readouterr().out

@@ -115,32 +115,36 @@ class AssessmentWorker:
         jobs = self._claim_batch()
         if not jobs:
             return False
+        routed = [(job, model) for job in jobs if (model := self._route(job)) is not None]
         started = time.perf_counter()
-        decoded = self.decoder.decode_many([job.path for job in jobs])
-        decode_ms = (time.perf_counter() - started) * 1000 / len(jobs)
+        decoded = self.decoder.decode_many([job.path for job, _ in routed])
+        decode_ms = (time.perf_counter() - started) * 1000 / max(1, len(routed))
         by_model: dict[str, list[RoutedJob]] = {}
-        for job, image in zip(jobs, decoded, strict=True):
+        for (job, model), image in zip(routed, decoded, strict=True):
             self.metrics.stage_seconds.labels("decode").observe(decode_ms / 1000)
             if isinstance(image, BaseException):
                 self._fail(job, "decode", f"cannot decode pixel data: {image}")
                 continue
-            routed = self._route(job, image)
-            if routed is not None:
-                by_model.setdefault(routed.model.card.name, []).append(routed)
+            by_model.setdefault(model.card.name, []).append(RoutedJob(job, image, model))
         for group in by_model.values():
             self._assess_group(group, decode_ms)
         return True
 
-    def _route(self, job: Job, image: DecodedImage) -> RoutedJob | None:
-        if is_own_output(image.header):
+    def _route(self, job: Job) -> LoadedModel | None:
+        """The model for a job, from its header alone; records why when there is none."""
+        try:
+            header = dcmread(job.path, stop_before_pixels=True)
+        except Exception as exc:  # noqa: BLE001 - any parse failure fails this job only
+            self._fail(job, "decode", f"cannot read the dataset: {exc}")
+            return None
+        if is_own_output(header):
             self._not_assessed(job, "own output")
             return None
-        model, reason = self.registry.route(image.header)
+        model, reason = self.registry.route(header)
         if model is None:
             self._not_assessed(job, "no model applies")
             log.info("not_assessed", sop_instance_uid=job.sop_instance_uid, reason=reason)
-            return None
-        return RoutedJob(job, image, model)
+        return model
 
     def _originals(self, job: Job) -> list[OutputFile]:
         if not self.settings.forward_originals:
