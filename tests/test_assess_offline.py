@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import json
 
-import torch
-
 from dicom_factory import write_image
-from iqgate import nets
 from iqgate.cli import main
-from iqgate.packages import ModelCard, Routing, save_package
+from package_factory import tiny_package
 
 
 def test_assess_writes_reports_overlays_and_srs(tmp_path, capsys, monkeypatch):
-    torch.manual_seed(0)
-    card = ModelCard(
-        name="tiny",
-        version="1",
-        task="cxr-foreign-object",
-        description="test",
-        intended_use="tests",
-        architecture="resnet18",
-        input_size=64,
-        classes=["no foreign object", "foreign object"],
-        decision_threshold=0.0,
-        threshold_rule="fixed",
-        routing=Routing(modalities=["DX"]),
-    )
-    save_package(tmp_path / "models" / "tiny", nets.build("resnet18"), card)
+    tiny_package(tmp_path / "models")
     inputs = tmp_path / "in"
     write_image(inputs / "a.dcm", seed=1)
     write_image(inputs / "b.dcm", seed=2)
@@ -48,21 +31,7 @@ def test_assess_writes_reports_overlays_and_srs(tmp_path, capsys, monkeypatch):
 
 
 def test_the_node_never_assesses_its_own_outputs(tmp_path, capsys, monkeypatch):
-    torch.manual_seed(0)
-    card = ModelCard(
-        name="tiny",
-        version="1",
-        task="cxr-foreign-object",
-        description="test",
-        intended_use="tests",
-        architecture="resnet18",
-        input_size=64,
-        classes=["no foreign object", "foreign object"],
-        decision_threshold=0.0,
-        threshold_rule="fixed",
-        routing=Routing(modalities=[]),
-    )
-    save_package(tmp_path / "models" / "tiny", nets.build("resnet18"), card)
+    tiny_package(tmp_path / "models", modalities=())
     write_image(tmp_path / "in" / "a.dcm", seed=1)
     monkeypatch.setenv("IQGATE_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("IQGATE_DEVICE", "cpu")

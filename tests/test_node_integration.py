@@ -9,15 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from pydicom import dcmread
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 from pynetdicom import AE
 
 from dicom_factory import DX_PRESENTATION, make_image, write_image
-from iqgate import nets
 from iqgate.node.uids import OutputUids
-from iqgate.packages import ModelCard, Routing, save_package
+from package_factory import tiny_package
 from peers import (
     NODE_AE,
     dciodvfy_errors,
@@ -34,31 +32,11 @@ from peers import (
 PATIENT = "Müller^Jürgen"
 
 
-def tiny_package(
-    folder: Path, name: str, modalities: list[str], threshold: float, seed: int
-) -> None:
-    torch.manual_seed(seed)
-    card = ModelCard(
-        name=name,
-        version="0.0.1",
-        task=f"{name} test",
-        description="tiny random test model",
-        intended_use="tests only; not for clinical use",
-        architecture="resnet18",
-        input_size=64,
-        classes=["no finding", "foreign object"],
-        decision_threshold=threshold,
-        threshold_rule="fixed for tests",
-        routing=Routing(modalities=modalities),
-    )
-    save_package(folder / name, nets.build("resnet18"), card)
-
-
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("models")
-    tiny_package(folder, "tiny-cxr", ["DX", "CR"], threshold=0.0, seed=0)
-    tiny_package(folder, "tiny-cmr", ["MR"], threshold=0.0, seed=1)
+    tiny_package(folder, "tiny-cxr", modalities=["DX", "CR"], seed=0)
+    tiny_package(folder, "tiny-cmr", modalities=["MR"], seed=1)
     return folder
 
 

@@ -22,7 +22,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from torch.utils.data import Dataset
 
-from iqgate.data.object_cxr import ImageItem, Shape, build_item
+from iqgate.data.object_cxr import ImageItem, Shape, build_item, integer_groups
 from iqgate.data.transforms import ImageTransform
 from iqgate.errors import ImagingError
 from iqgate.imaging import check_input_size, frames_from_dataset
@@ -54,16 +54,7 @@ def parse_boxes(text: str) -> tuple[Shape, ...]:
     [(3, 4, 10, 12), (0, 0, 1, 1)]
     """
     shapes = []
-    for number, part in enumerate(text.split(";"), start=1):
-        tokens = part.split()
-        if not tokens:
-            continue
-        try:
-            values = [int(token) for token in tokens]
-        except ValueError:
-            raise ValueError(
-                f"box {number} {part.strip()!r}: expected integers x1 y1 x2 y2"
-            ) from None
+    for number, part, values in integer_groups(text, "box", "x1 y1 x2 y2"):
         if len(values) != 4:
             raise ValueError(f"box {number} {part.strip()!r}: expected 4 integers x1 y1 x2 y2, "
                              f"got {len(values)}")

@@ -86,6 +86,24 @@ class Shape:
         return min(xs), min(ys), max(xs), max(ys)
 
 
+def integer_groups(text: str, item: str, layout: str) -> list[tuple[int, str, list[int]]]:
+    """Split ``"a b c;d e f"`` into ``(number, part, integers)``, skipping empty parts.
+
+    A part holding anything but integers is a ``ValueError`` naming the 1-based
+    ``item`` number and the expected ``layout``.
+    """
+    groups = []
+    for number, part in enumerate(text.split(";"), start=1):
+        tokens = part.split()
+        if not tokens:
+            continue
+        try:
+            groups.append((number, part.strip(), [int(token) for token in tokens]))
+        except ValueError:
+            raise ValueError(f"{item} {number} {part.strip()!r}: expected integers {layout}") from None
+    return groups
+
+
 def parse_annotation(text: str) -> tuple[Shape, ...]:
     """Parse an Object-CXR annotation string; empty (or blank) means no object.
 
@@ -112,16 +130,7 @@ def parse_annotation(text: str) -> tuple[Shape, ...]:
     [(10, 20, 30, 40), (5, 5, 9, 8)]
     """
     shapes = []
-    for number, part in enumerate(text.split(";"), start=1):
-        tokens = part.split()
-        if not tokens:
-            continue
-        try:
-            values = [int(token) for token in tokens]
-        except ValueError:
-            raise ValueError(
-                f"object {number} {part.strip()!r}: expected integers 'TYPE c1 c2 ...'"
-            ) from None
+    for number, part, values in integer_groups(text, "object", "'TYPE c1 c2 ...'"):
         if values[0] not in set(ShapeType):
             raise ValueError(
                 f"object {number} {part.strip()!r}: unknown TYPE {values[0]} "

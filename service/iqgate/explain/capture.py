@@ -42,25 +42,22 @@ def find_modules(model: nn.Module, names: Sequence[str]) -> dict[str, nn.Module]
     return found
 
 
-class LayerCapture:
-    """Record the output tensor of named modules during one forward pass.
+class ForwardHooks:
+    """Base of context managers that register forward hooks and always remove them."""
 
-    With ``protect=True`` the model continues on a clone of each recorded output, so
-    in-place operations downstream cannot overwrite what was recorded; without it,
-    :meth:`overwritten` tells whether that happened (then run again protected).
-    """
-
-    def __init__(self, model: nn.Module, names: Sequence[str], *, protect: bool = False) -> None:
-        self._modules = find_modules(model, names)
-        self._protect = protect
+    def __init__(self) -> None:
         self._handles: list[RemovableHandle] = []
-        self._outputs: dict[str, torch.Tensor] = {}
-        self._versions: dict[str, int] = {}
-        self._calls: dict[str, int] = {}
+
+    def _register(self) -> None:
+        """Register this context's hooks (subclasses), appending to ``self._handles``."""
+        raise NotImplementedError
 
     def __enter__(self) -> Self:
-        for name, module in self._modules.items():
-            self._handles.append(module.register_forward_hook(self._recorder(name)))
+        try:
+            self._register()
+        except BaseException:
+            self._remove()
+            raise
         return self
 
     def __exit__(
@@ -69,9 +66,33 @@ class LayerCapture:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+
+
+class LayerCapture(ForwardHooks):
+    """Record the output tensor of named modules during one forward pass.
+
+    With ``protect=True`` the model continues on a clone of each recorded output, so
+    in-place operations downstream cannot overwrite what was recorded; without it,
+    :meth:`overwritten` tells whether that happened (then run again protected).
+    """
+
+    def __init__(self, model: nn.Module, names: Sequence[str], *, protect: bool = False) -> None:
+        super().__init__()
+        self._modules = find_modules(model, names)
+        self._protect = protect
+        self._outputs: dict[str, torch.Tensor] = {}
+        self._versions: dict[str, int] = {}
+        self._calls: dict[str, int] = {}
+
+    def _register(self) -> None:
+        for name, module in self._modules.items():
+            self._handles.append(module.register_forward_hook(self._recorder(name)))
 
     def _recorder(self, name: str) -> Callable[[nn.Module, object, object], torch.Tensor | None]:
         def record(module: nn.Module, inputs: object, output: object) -> torch.Tensor | None:

@@ -14,12 +14,10 @@ so one forward pass serves a plain backward and then a guided one.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
 import torch
 from torch import nn
-from torch.utils.hooks import RemovableHandle
+
+from iqgate.explain.capture import ForwardHooks
 
 
 def silu_derivative(x: torch.Tensor) -> torch.Tensor:
@@ -28,31 +26,23 @@ def silu_derivative(x: torch.Tensor) -> torch.Tensor:
     return sig * (1 + x * (1 - sig))
 
 
-class GuidedBackprop:
+class GuidedBackprop(ForwardHooks):
     """Context manager that makes the model's ReLU and SiLU modules guided once activated."""
 
     def __init__(self, model: nn.Module) -> None:
+        super().__init__()
         self._model = model
-        self._handles: list[RemovableHandle] = []
         self._active = False
 
-    def __enter__(self) -> Self:
+    def _register(self) -> None:
         for module in self._model.modules():
             if isinstance(module, nn.ReLU):
                 self._handles.append(module.register_forward_hook(self._hook_relu_output))
             elif isinstance(module, nn.SiLU):
                 self._handles.append(module.register_forward_hook(self._hook_silu_output))
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+    def _remove(self) -> None:
+        super()._remove()
         self._active = False
 
     def activate(self) -> None:

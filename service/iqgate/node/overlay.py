@@ -32,6 +32,7 @@ from pydicom import Dataset
 from pydicom.sr.codedict import codes
 
 from iqgate import __version__
+from iqgate.node.equipment import iqgate_equipment
 from iqgate.node.report import AssessmentReport, Verdict
 from iqgate.node.uids import IQGATE_MANUFACTURER, OutputUids
 
@@ -203,15 +204,7 @@ def _sc_image(
         software_versions=__version__,
         content_date=created.date(),
         content_time=created.time().replace(tzinfo=None),
-        contributing_equipment=[
-            hd.ContributingEquipment(
-                manufacturer=IQGATE_MANUFACTURER,
-                purpose_of_reference=codes.DCM.ProcessingEquipment,
-                manufacturer_model_name=model.name,
-                software_versions=model.version,
-                contribution_description="saliency heat map overlay"[:64],
-            )
-        ],
+        contributing_equipment=[iqgate_equipment(model, "saliency heat map overlay")],
     )
     sc.PatientOrientation = orientation
     sc.copy_patient_and_study_information(source)

@@ -65,6 +65,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from iqgate import __version__
+from iqgate.node.equipment import iqgate_equipment
 from iqgate.node.findings import to_dicom_image_coordinates
 from iqgate.node.report import AssessmentReport, Verdict
 from iqgate.node.uids import IQGATE_MANUFACTURER, IQGATE_UID_ROOT, OutputUids, derive_uid
@@ -178,15 +179,7 @@ def build_sr(
         content_date=created.date(),
         content_time=created.time().replace(tzinfo=None),
         coding_schemes=[_CODING_SCHEME],
-        contributing_equipment=[
-            hd.ContributingEquipment(
-                manufacturer=IQGATE_MANUFACTURER,
-                purpose_of_reference=codes.DCM.ProcessingEquipment,
-                manufacturer_model_name=model.name,
-                software_versions=model.version,
-                contribution_description=f"image quality assessment: {model.task}"[:64],
-            )
-        ],
+        contributing_equipment=[iqgate_equipment(model, f"image quality assessment: {model.task}")],
     )
 
 
