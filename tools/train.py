@@ -73,6 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--test-size", type=int, default=400, help="phantoms: test images (fresh seed)"
     )
+    parser.add_argument("--cache-dir", type=Path, help="keep rendered phantoms here between runs")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument(
         "--workers", type=int, default=0, help="data loader and rendering processes"
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         phantom_sizes=PhantomSizes(args.train_size, args.val_size, args.test_size),
         processes=args.workers,
         progress=True,
+        cache_dir=args.cache_dir,
     )
     place = init_distributed(device)
     outcome = train(

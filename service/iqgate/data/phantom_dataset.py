@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -57,8 +58,21 @@ class PhantomDataset(Dataset[ImageItem]):
     def _args(self, index: int) -> tuple[str, int, int, float, int, int]:
         return (self.task, self.n, self.seed, self.positive_fraction, self.size, index)
 
-    def materialise(self, processes: int = 0, progress: bool = False) -> PhantomDataset:
-        """Render every sample now (``processes`` > 1 renders in parallel)."""
+    def cache_name(self) -> str:
+        """A file name that identifies these renders."""
+        return f"{self.task}-n{self.n}-s{self.seed}-p{self.positive_fraction}-{self.size}px.pt"
+
+    def materialise(
+        self, processes: int = 0, progress: bool = False, cache_dir: Path | None = None
+    ) -> PhantomDataset:
+        """Render every sample now (``processes`` > 1 renders in parallel).
+
+        With ``cache_dir``, renders are read from (or saved to) a file named by
+        :meth:`cache_name`, so a second training run skips rendering.
+        """
+        cache_file = cache_dir / self.cache_name() if cache_dir is not None else None
+        if cache_file is not None and cache_file.is_file():
+            self._cache.update(torch.load(cache_file, weights_only=False))
         todo = [i for i in range(self.n) if i not in self._cache]
         bar = tqdm(total=len(todo), desc=f"rendering {self.task} phantoms", disable=not progress)
         if processes > 1:
@@ -73,6 +87,9 @@ class PhantomDataset(Dataset[ImageItem]):
                 self._cache[index] = _render(self._args(index))
                 bar.update()
         bar.close()
+        if cache_file is not None and todo:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(self._cache, cache_file)
         return self
 
     def with_transform(self, transform: ImageTransform | None) -> PhantomDataset:

@@ -60,8 +60,12 @@ def open_data(
     augment: ImageTransform | None = None,
     processes: int = 0,
     progress: bool = False,
+    cache_dir: Path | None = None,
 ) -> DataSplits:
-    """Open the data set named by ``spec`` at input ``size``; ``augment`` goes to train only."""
+    """Open the data set named by ``spec`` at input ``size``; ``augment`` goes to train only.
+
+    ``cache_dir`` keeps rendered phantoms between runs.
+    """
     kind, _, location = spec.partition(":")
     if spec in PHANTOM_TASKS:
         task = PHANTOM_TASKS[spec]
@@ -72,7 +76,7 @@ def open_data(
             for name in ("train", "val", "test")
         }
         for dataset in splits.values():
-            dataset.materialise(processes, progress)
+            dataset.materialise(processes, progress, cache_dir)
         return DataSplits(
             spec,
             splits["train"].with_transform(augment),

@@ -63,10 +63,10 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     ),
     # Demo models shipped in models/: trained from scratch on phantoms on 2 CPU cores.
     "demo-cxr": TrainConfig(
-        arch="resnet18", input_size=256, epochs=10, batch_size=32, lr=0.02, lr_step_epochs=4
+        arch="resnet18", input_size=256, epochs=8, batch_size=16, lr=0.005, lr_step_epochs=4
     ),
     "demo-cmr": TrainConfig(
-        arch="resnet18", input_size=224, epochs=6, batch_size=32, lr=0.02, lr_step_epochs=3
+        arch="resnet18", input_size=224, epochs=5, batch_size=16, lr=0.005, lr_step_epochs=3
     ),
 }
 """Named hyper-parameter sets; ``object-cxr`` and ``lvot`` are the paper's."""
