@@ -234,3 +234,12 @@ def test_cuda_maps_match_cpu_maps(resnet18):
     for method in METHODS:
         assert gpu[method].device.type == "cuda"
         torch.testing.assert_close(gpu[method].cpu(), cpu[method], atol=1e-3, rtol=1e-3)
+
+
+def test_rounding_noise_on_a_constant_map_is_not_stretched_to_full_range():
+    noisy = torch.full((1, 4, 4), 1000.0)
+    noisy[0, 0, 0] += 1e-4
+    assert torch.equal(minmax(noisy), torch.zeros(1, 4, 4))
+    real = torch.full((1, 4, 4), 1000.0)
+    real[0, 0, 0] += 1.0
+    assert float(minmax(real).max()) == 1.0

@@ -39,12 +39,23 @@ def gaussian_smooth(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     return x[:, 0]
 
 
+RELATIVE_RANGE_FLOOR = 1e-6
+"""A map whose range is below this share of its magnitude is constant up to rounding."""
+
+
 def minmax(maps: torch.Tensor) -> torch.Tensor:
-    """Min-max normalise each map of [B, H, W] to [0, 1]; a constant map becomes zeros."""
+    """Min-max normalise each map of [B, H, W] to [0, 1]; a constant map becomes zeros.
+
+    A map whose range is within float rounding of constant (below
+    :data:`RELATIVE_RANGE_FLOOR` of its largest magnitude) also becomes zeros, rather
+    than rounding noise stretched to the full range.
+    """
     flat = maps.flatten(1)
     low = flat.amin(1).view(-1, 1, 1)
-    span = flat.amax(1).view(-1, 1, 1) - low
-    has_range = span > 0
+    high = flat.amax(1).view(-1, 1, 1)
+    span = high - low
+    magnitude = torch.maximum(high.abs(), low.abs())
+    has_range = (span > 0) & (span > RELATIVE_RANGE_FLOOR * magnitude)
     scaled = (maps - low) / torch.where(has_range, span, torch.ones_like(span))
     return torch.where(has_range, scaled, torch.zeros_like(scaled))
 

@@ -1,0 +1,275 @@
+"""One classifier on one test set: accuracy, AUC and every image's Pointing Game outcome.
+
+Every method row of the paper's tables (:data:`iqgate.study.paper_numbers.ROWS`) is
+scored on every test image with at least one box, unsmoothed and smoothed (paper
+section 4.3, Gaussian sigma 1.0), by the Pointing Game (section 4.2) and by the
+all-objects score of :mod:`iqgate.study.pointing`.
+
+Smoothing costs no second explanation: the engine's maps are min-max normalised raw
+maps, and a normalised Gaussian with reflect padding commutes with that affine map, so
+``finish(unsmoothed, sigma)`` equals ``explain(..., smooth_sigma=sigma)`` (up to float
+rounding).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from iqgate.data.object_cxr import ImageBatch, ImageItem, collate_samples
+from iqgate.explain import explain_many
+from iqgate.explain.normgrad import Combine
+from iqgate.explain.postprocess import finish, upsample
+from iqgate.imaging import IMAGENET_MEAN, IMAGENET_STD
+from iqgate.study.metrics import roc_auc, scores_at
+from iqgate.study.paper_numbers import ROWS
+from iqgate.study.pointing import (
+    first_maximum,
+    objects_hit_fraction,
+    pointing_accuracy,
+    pointing_game,
+)
+
+TargetRule = Literal["label", "predicted"]
+PgFrame = Literal["input", "original"]
+SMOOTHINGS = ("unsmoothed", "smoothed")
+"""Keys of the two map versions every image is scored on (Table 2)."""
+_COMBINED_CALL = tuple(dict.fromkeys(r.method for r in ROWS if r.layers != "single"))
+_SINGLE_CALL = tuple(r.method for r in ROWS if r.layers == "single")
+
+
+@dataclass(frozen=True)
+class PointingSettings:
+    """How maps are made and scored; each field is one of the paper's ambiguities.
+
+    Attributes
+    ----------
+    target : {"label", "predicted"}
+        Class explained: the ground-truth label (the paper's text) or the predicted
+        class (the authors' code).
+    combine : {"geomean", "product"}
+        Combination of NormGrad layer maps (text: geometric mean; code: product).
+    tau : float
+        Pointing Game tolerance in pixels of the scoring frame (paper: 15).
+    pg_frame : {"input", "original"}
+        Score at the model's input resolution (the authors' code) or map back to the
+        native image (bilinear) and score against the native boxes.
+    smooth_sigma : float
+        Gaussian sigma of the smoothed maps (paper: 1.0).
+    batch_size, num_workers : int
+        Images per explanation batch; data loader processes.
+    """
+
+    target: TargetRule = "label"
+    combine: Combine = "geomean"
+    tau: float = 15.0
+    pg_frame: PgFrame = "input"
+    smooth_sigma: float = 1.0
+    batch_size: int = 8
+    num_workers: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        """The settings as plain values, for the results' record of options."""
+        return asdict(self)
+
+
+@dataclass
+class FigureCase:
+    """One explained image kept for the saliency grid, at the input resolution."""
+
+    name: str
+    image: np.ndarray
+    boxes: np.ndarray
+    maps: dict[str, dict[str, np.ndarray]]
+    hits: dict[str, dict[str, bool]]
+
+
+@dataclass
+class ModelEvaluation:
+    """Classification scores on the whole test set and per-image saliency outcomes."""
+
+    accuracy: float
+    auc: float | None
+    images_tested: int
+    per_image: list[dict[str, object]] = field(default_factory=list)
+    cases: list[FigureCase] = field(default_factory=list)
+
+    def _outcomes(self, key: str) -> dict[str, dict[str, list]]:
+        if not self.per_image:
+            raise ValueError(
+                "no test image has a box, so the Pointing Game is undefined; use a test set "
+                "with annotated positives"
+            )
+        return {
+            row.key: {
+                s: [image["outcomes"][row.key][s][key] for image in self.per_image]
+                for s in SMOOTHINGS
+            }
+            for row in ROWS
+        }
+
+    def pointing(self) -> dict[str, dict[str, float]]:
+        """Pointing Game accuracy T / (T + F) per row and smoothing."""
+        return {
+            row: {s: pointing_accuracy(hits) for s, hits in by_smoothing.items()}
+            for row, by_smoothing in self._outcomes("hit").items()
+        }
+
+    def objects(self) -> dict[str, dict[str, float]]:
+        """Mean over images of the fraction of objects hit, per row and smoothing."""
+        return {
+            row: {s: float(np.mean(fractions)) for s, fractions in by_smoothing.items()}
+            for row, by_smoothing in self._outcomes("objects_hit").items()
+        }
+
+
+def row_maps(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, settings: PointingSettings
+) -> dict[str, torch.Tensor]:
+    """Unsmoothed maps [B, H, W] in [0, 1] of every table row, two engine calls in all."""
+    target = labels if settings.target == "label" else None
+    combined = explain_many(
+        model, images, _COMBINED_CALL, layers="combined", target=target, combine=settings.combine
+    )
+    single = explain_many(
+        model, images, _SINGLE_CALL, layers="single", target=target, combine=settings.combine
+    )
+    return {row.key: (single if row.layers == "single" else combined)[row.method] for row in ROWS}
+
+
+def _display_grey(image: torch.Tensor) -> np.ndarray:
+    """The grey image in [0, 1] behind a normalised model input [3, H, W]."""
+    return (image[0].float() * IMAGENET_STD[0] + IMAGENET_MEAN[0]).clamp(0, 1).cpu().numpy()
+
+
+def _score(
+    maps: dict[str, dict[str, torch.Tensor]], boxes: torch.Tensor, tau: float
+) -> dict[str, dict[str, dict[str, object]]]:
+    outcomes: dict[str, dict[str, dict[str, object]]] = {}
+    for key, by_smoothing in maps.items():
+        outcomes[key] = {}
+        for smoothing, saliency in by_smoothing.items():
+            values = saliency.cpu().numpy()
+            outcomes[key][smoothing] = {
+                "hit": pointing_game(values, boxes, tau),
+                "objects_hit": objects_hit_fraction(values, boxes, tau),
+                "peak": list(first_maximum(values)),
+            }
+    return outcomes
+
+
+def _explain_batch(
+    model: nn.Module,
+    batch: ImageBatch,
+    chosen: list[int],
+    settings: PointingSettings,
+    device: torch.device,
+) -> list[tuple[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, torch.Tensor]]]]:
+    """Per chosen image: maps at the input size, and maps in the scoring frame."""
+    index = torch.tensor(chosen)
+    images = batch["image"][index].to(device)
+    maps = row_maps(model, images, batch["label"][index].to(device), settings)
+    by_smoothing = {
+        "unsmoothed": maps,
+        "smoothed": {k: finish(v, settings.smooth_sigma) for k, v in maps.items()},
+    }
+    results = []
+    for j, i in enumerate(chosen):
+        at_input = {k: {s: by_smoothing[s][k][j] for s in SMOOTHINGS} for k in maps}
+        if settings.pg_frame == "original":
+            size = tuple(batch["native_size"][i])
+            framed = {
+                k: {s: upsample(v[None], size)[0] for s, v in per.items()}
+                for k, per in at_input.items()
+            }
+        else:
+            framed = at_input
+        results.append((at_input, framed))
+    return results
+
+
+def evaluate_model(
+    model: nn.Module,
+    dataset: Dataset[ImageItem],
+    settings: PointingSettings,
+    *,
+    device: torch.device,
+    keep_cases: int = 0,
+    progress: bool = False,
+    description: str = "explain",
+) -> ModelEvaluation:
+    """Classify every test image and score every row's maps on those with boxes.
+
+    Parameters
+    ----------
+    model:
+        A classifier built by :func:`iqgate.nets.build` (it carries its layer presets).
+    dataset:
+        Items as :class:`iqgate.data.object_cxr.ImageItem`; images without boxes are
+        classified (accuracy, AUC) but not explained: the Pointing Game skips them.
+    settings:
+        Target, combination, tolerance, scoring frame, smoothing.
+    keep_cases:
+        How many of the first explained images to keep, with their maps, for figures.
+
+    Returns
+    -------
+    ModelEvaluation
+        Accuracy (class 1 when its probability is at least 0.5), AUC (None with one
+        class in the test set), and one record per explained image.
+    """
+    loader = DataLoader(
+        dataset, batch_size=settings.batch_size, shuffle=False,
+        num_workers=settings.num_workers, collate_fn=collate_samples,
+    )
+    model = model.to(device).eval()
+    labels: list[int] = []
+    probabilities: list[float] = []
+    evaluation = ModelEvaluation(accuracy=math.nan, auc=None, images_tested=0)
+    for batch in tqdm(loader, desc=description, disable=not progress, leave=False):
+        with torch.no_grad():
+            logits = model(batch["image"].to(device)).float().cpu()
+        batch_probabilities = torch.softmax(logits, 1)[:, 1]
+        predicted = logits.argmax(1)  # the class the engine explains with target=None
+        offset = len(labels)
+        labels += batch["label"].tolist()
+        probabilities += batch_probabilities.tolist()
+        chosen = [i for i, boxes in enumerate(batch["boxes"]) if len(boxes)]
+        if not chosen:
+            continue
+        explained = _explain_batch(model, batch, chosen, settings, device)
+        for i, (at_input, framed) in zip(chosen, explained, strict=True):
+            boxes = batch["boxes"][i] if settings.pg_frame == "input" else batch["native_boxes"][i]
+            outcomes = _score(framed, boxes, settings.tau)
+            label = int(batch["label"][i])
+            evaluation.per_image.append({
+                "index": offset + i, "name": batch["name"][i], "label": label,
+                "probability": round(float(batch_probabilities[i]), 6),
+                "predicted": int(predicted[i]),
+                "target": label if settings.target == "label" else int(predicted[i]),
+                "objects": len(boxes), "outcomes": outcomes,
+            })
+            if len(evaluation.cases) < keep_cases:
+                evaluation.cases.append(FigureCase(
+                    name=batch["name"][i], image=_display_grey(batch["image"][i]),
+                    boxes=batch["boxes"][i].numpy(),
+                    maps={
+                        s: {k: v[s].cpu().numpy() for k, v in at_input.items()}
+                        for s in SMOOTHINGS
+                    },
+                    hits={s: {k: bool(pointing_game(v[s], batch["boxes"][i], settings.tau))
+                              for k, v in at_input.items()} for s in SMOOTHINGS},
+                ))
+    label_array, probability_array = np.array(labels), np.array(probabilities)
+    auc = roc_auc(label_array, probability_array)
+    evaluation.accuracy = scores_at(label_array, probability_array, 0.5).accuracy
+    evaluation.auc = auc if math.isfinite(auc) else None
+    evaluation.images_tested = len(labels)
+    return evaluation
