@@ -131,7 +131,11 @@ def coerce_transfer_syntaxes(transfer_syntaxes: Sequence[str] | None) -> tuple[U
 
 
 def display_window(image: np.ndarray) -> tuple[float, float]:
-    """Window centre and width (in sample grey values) spanning the 1st to 99.5th percentile."""
-    low, high = np.percentile(image, [1.0, 99.5])
+    """Window centre and width (in sample grey values) from the 1st percentile to the maximum.
+
+    The top is not clipped, so metal stays brighter than the brightest anatomy.
+    """
+    low = np.percentile(image, 1.0)
+    high = image.max()
     width = max(float(high - low), 1.0)
     return float(low) + width / 2.0, width
