@@ -109,3 +109,18 @@ def test_paper_presets_follow_the_paper():
         lvot.lr,
         lvot.lr_step_epochs,
     ) == ("resnet50", 224, 60, 64, 2e-4, None)
+
+
+def test_batchnorm_recalibration_averages_the_training_images():
+    from torch import nn
+
+    from iqgate.study.train import recalibrate_batchnorm
+
+    data = BrightSquares(32, 3)
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.Flatten(), nn.LazyLinear(2))
+    model(data.images[:2])
+    model.eval()
+    recalibrate_batchnorm(model, data, batches=100, batch_size=8, device=torch.device("cpu"))
+    norm = model[0]
+    torch.testing.assert_close(norm.running_mean, data.images.mean(dim=(0, 2, 3)), atol=1e-5, rtol=1e-4)
+    assert norm.momentum == 0.1 and not model.training
