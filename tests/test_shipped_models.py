@@ -22,12 +22,15 @@ TASKS = {"cxr-foreign-object": "cxr", "cmr-lvot": "cmr"}
 def test_both_demo_packages_are_shipped_with_honest_cards():
     names = {path.name for path in find_packages(MODELS)}
     assert names == set(TASKS)
-    total = sum(f.stat().st_size for p in find_packages(MODELS) for f in p.iterdir() if f.is_file())
-    assert total < 60 * 2**20
+    committed = [  # model.onnx is derived on first start and not committed
+        f for p in find_packages(MODELS) for f in p.iterdir() if f.is_file() and f.name != "model.onnx"
+    ]
+    assert sum(f.stat().st_size for f in committed) < 60 * 2**20
     for package in find_packages(MODELS):
         card = read_card(package)
         assert "NOT FOR CLINICAL USE" in card.intended_use and "synthetic" in card.description
         assert card.metrics["test"].images >= 300 and "tools/train.py" in card.training["command"]
+        assert card.metrics["test"].auc >= 0.95  # the target, on fresh phantoms
         assert card.threshold_rule == "Youden's J on the validation set"
 
 
