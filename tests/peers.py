@@ -71,8 +71,16 @@ class NodeProcess:
     env: dict[str, str]
 
     @property
+    def http_host(self) -> str:
+        return self.env.get("IQGATE_HTTP_HOST", "127.0.0.1")
+
+    @property
     def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}/metrics"
+        return f"http://{self.http_host}:{self.http_port}/metrics"
+
+    @property
+    def spool(self) -> Path:
+        return Path(self.env["IQGATE_SPOOL_DIR"])
 
     def metrics(self) -> str:
         return http_get(self.metrics_url)[1].decode()
@@ -124,7 +132,7 @@ def start_node(
     def ready() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"node exited with {process.returncode}:\n{node.logs()}")
-        return http_get(f"http://127.0.0.1:{http_port}/readyz")[0] == 200
+        return http_get(f"http://{node.http_host}:{http_port}/readyz")[0] == 200
 
     wait_for(ready, 120, "the node to be ready")
     return node
@@ -238,10 +246,10 @@ class StoreScp:
 
 
 @contextmanager
-def storescp(workdir: Path) -> Iterator[StoreScp]:
+def storescp(workdir: Path, port: int | None = None) -> Iterator[StoreScp]:
     """A plain PACS: ``storescp`` with unique file names, so re-sends are counted."""
     require("storescp")
-    port = free_port()
+    port = port or free_port()
     folder = workdir / "storescp"
     folder.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
@@ -266,10 +274,14 @@ def storescp(workdir: Path) -> Iterator[StoreScp]:
         process.wait(10)
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
     with socket.socket() as sock:
         sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0
+
+
+_port_open = port_open
 
 
 def storescu(

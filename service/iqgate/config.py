@@ -115,6 +115,7 @@ class Settings(BaseModel):
     spool_max_bytes: int = Field(20 * 2**30, gt=0)
     spool_min_free_bytes: int = Field(512 * 2**20, ge=0)
     retention_s: float = Field(24 * 3600.0, ge=0)
+    housekeeping_interval_s: float = Field(60.0, gt=0)
     # Associations
     max_associations: int = Field(16, gt=0)
     max_pdu_bytes: int = Field(0, ge=0)
@@ -125,10 +126,12 @@ class Settings(BaseModel):
     batch_max: int = Field(16, gt=0)
     batch_wait_ms: float = Field(50.0, ge=0)
     decode_processes: int = Field(1, ge=0)
+    decode_max_pixels: int = Field(2**28, gt=0)
     torch_threads: int = Field(1, gt=0)
     lease_s: float = Field(300.0, gt=0)
     normgrad_variant: Literal["bias", "scaling", "conv1x1", "conv3x3"] = "conv1x1"
     normgrad_layers: Literal["single", "combined"] = "combined"
+    precision: Literal["fp32", "bf16"] = "fp32"
     series_quiet_s: float = Field(10.0, ge=0)
     # Forwarding
     retry_limit: int = Field(10, ge=1)

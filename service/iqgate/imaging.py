@@ -15,6 +15,10 @@ sees the same numbers wherever it runs:
 3. :func:`scale_boxes` maps inclusive pixel boxes from the native frame to the square
    input, where the pointing game is scored (PAPER.md, Evaluation).
 
+The node batches step 2 with :func:`batch_to_model_input` (one resize per group of
+same-sized frames, host frames through pinned memory on CUDA), and a GPU decoder maps
+stored values with :func:`presentation_values`, the per-frame core of step 1.
+
 This module imports only numpy, torch and pydicom; the data package and the node both
 build on it.
 """
@@ -97,15 +101,28 @@ def frames_from_dataset(ds: pydicom.Dataset) -> npt.NDArray[np.float32]:
     _check_grey_image(ds)
     pixels = _decode(ds)
     frames = pixels.reshape((-1, *pixels.shape[-2:]))
-    invert = ds.PhotometricInterpretation == "MONOCHROME1"
     out = np.empty(frames.shape, dtype=np.float32)
     for index, frame in enumerate(frames):
-        attributes = _frame_lut_attributes(ds, index)
-        values = apply_modality_lut(frame, attributes)
-        out[index] = _voi_to_unit(values, attributes)
-    if invert:
-        np.subtract(1.0, out, out=out)
+        out[index] = presentation_values(ds, index, frame)
     return out
+
+
+def presentation_values(ds: pydicom.Dataset, index: int,
+                        stored: np.ndarray) -> npt.NDArray[np.float32]:
+    """Stored pixel values of frame ``index`` -> presentation values in [0, 1], float32.
+
+    The grey-scale pipeline of :func:`frames_from_dataset` for one frame. Every step is
+    a function of the stored value alone, except the min-max fallback, which scales by
+    the smallest and largest modality value in ``stored``. So the distinct values of a
+    frame (any shape, any order) map exactly as they do inside the whole frame: a
+    decoder that keeps pixels elsewhere (on a GPU) can build a lookup table from them.
+    """
+    attributes = _frame_lut_attributes(ds, index)
+    values = apply_modality_lut(stored, attributes)
+    unit = np.asarray(_voi_to_unit(values, attributes), dtype=np.float32)
+    if ds.PhotometricInterpretation == "MONOCHROME1":
+        np.subtract(1.0, unit, out=unit)
+    return unit
 
 
 def _check_grey_image(ds: pydicom.Dataset) -> None:
@@ -430,6 +447,52 @@ def to_model_input(frames: np.ndarray | torch.Tensor, size: int, *,
     ((1, 3, 8, 8), 0.0655)
     """
     return normalise_imagenet(resize_square(frames, size, device=device))
+
+
+def stack_to_device(arrays: Sequence[np.ndarray],
+                    device: torch.device | str | None) -> torch.Tensor:
+    """Stack numpy arrays of one shape into one tensor on ``device``.
+
+    On CUDA they are stacked straight into page-locked (pinned) host memory and sent
+    with a non-blocking copy, so the transfer overlaps with work already queued on the
+    GPU; PyTorch keeps the pinned block until the copy has run. Elsewhere they are
+    stacked into an ordinary tensor.
+    """
+    target = torch.device(device) if device is not None else torch.device("cpu")
+    if target.type != "cuda":
+        return torch.from_numpy(np.stack(arrays)).to(target)
+    dtype = torch.from_numpy(np.empty(0, np.result_type(*arrays))).dtype
+    staging = torch.empty((len(arrays), *arrays[0].shape), dtype=dtype, pin_memory=True)
+    np.stack(arrays, out=staging.numpy())
+    return staging.to(target, non_blocking=True)
+
+
+def batch_to_model_input(frames: Sequence[np.ndarray | torch.Tensor], size: int, *,
+                         device: torch.device | str | None = None) -> torch.Tensor:
+    """Grey frames [H, W] of any sizes -> model input [N, 3, size, size] on ``device``.
+
+    :func:`to_model_input` applied once per group of frames of the same shape (and the
+    same place: numpy on the host, tensors where they are), rather than once per frame.
+    Host frames of a group are stacked and moved with :func:`stack_to_device`
+    (pinned memory on CUDA); frames already on ``device`` (decoded on the GPU) stay.
+    Frames keep their order.
+    """
+    check_input_size(size)
+    target = torch.device(device) if device is not None else torch.device("cpu")
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for index, frame in enumerate(frames):
+        if frame.ndim != 2:
+            raise ValueError(f"frames must be [H, W] each, got shape {tuple(frame.shape)}")
+        groups.setdefault((type(frame), *frame.shape), []).append(index)
+    out = torch.empty((len(frames), 3, size, size), dtype=torch.float32, device=target)
+    for indices in groups.values():
+        members = [frames[i] for i in indices]
+        if isinstance(members[0], torch.Tensor):
+            stacked = torch.stack(members).to(target, dtype=torch.float32)  # type: ignore[arg-type]
+        else:
+            stacked = stack_to_device(members, target).float()  # type: ignore[arg-type]
+        out[torch.as_tensor(indices, device=target)] = to_model_input(stacked, size)
+    return out
 
 
 def scale_boxes(boxes: np.ndarray | torch.Tensor | Sequence[Sequence[int]],

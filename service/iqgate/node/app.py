@@ -1,44 +1,237 @@
-"""The node as a whole: spool, SCP, workers, forwarders and the operations endpoint.
+"""The node as a whole: a receiving process and a pipeline process.
 
-``Node.start`` resumes every unfinished job, loads the model packages, and starts
-receiving; ``Node.stop`` stops receiving first, lets the workers finish the batch in
-hand, then stops forwarding. ``run_until_signal`` maps SIGTERM/SIGINT to a graceful
-stop, and a second signal to an immediate exit.
+Python threads share one interpreter lock, so a worker thread building SR and SC
+objects would make every C-STORE handler wait for the lock (receiving would wait for
+inference). The node therefore runs as two processes:
+
+- the receiving process (``Node``): the SCP writing into the spool, the operations
+  endpoint (``/metrics``, ``/healthz``, ``/readyz``) and the spool's own metrics;
+- the pipeline process (:func:`run_pipeline`, spawned by :class:`PipelineProcess`,
+  at a lower CPU priority): the decode processes, the assessment worker, the
+  forwarders and the housekeeping (purge, expired leases). It shares nothing with the
+  receiving process but the spool (SQLite in WAL mode serves both) and sends its
+  metric updates back over a queue, so ``/metrics`` shows the whole node.
+
+``Node.start`` recovers the spool (files without a job, jobs a dead process was
+assessing), starts the pipeline, which loads the model packages, and then starts
+receiving; ``Node.stop`` stops receiving first, lets the pipeline finish the batch in
+hand and stop forwarding. ``run_until_signal`` maps SIGTERM/SIGINT to a graceful stop
+and a second signal to an immediate exit. The pipeline process dies with the
+receiving process, even when that one is killed with SIGKILL.
 """
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
+from multiprocessing.synchronize import Event as ProcessEvent
 from types import FrameType
-
-import torch
+from typing import TYPE_CHECKING
 
 from iqgate.config import Settings
-from iqgate.node.decode import Decoder
-from iqgate.node.forward import Forwarder
+from iqgate.errors import IqgateError
 from iqgate.node.http import OperationsServer
-from iqgate.node.logs import get_logger
-from iqgate.node.metrics import NodeMetrics
-from iqgate.node.results import ResultWriter
-from iqgate.node.routing import ModelRegistry
+from iqgate.node.logs import configure_logging, get_logger
+from iqgate.node.metrics import NodeMetrics, RelayedMetrics, apply_relayed
 from iqgate.node.scp import StorageScp
 from iqgate.node.spool import JobState, Spool
-from iqgate.node.workers import AssessmentWorker
+
+if TYPE_CHECKING:
+    import torch
 
 log = get_logger("node")
-PURGE_INTERVAL_S = 60.0
+PIPELINE_NICE = 10
+"""Niceness of the pipeline process: on a small host the C-STORE handlers win the CPU."""
+PIPELINE_START_TIMEOUT_S = 600.0
+PIPELINE_STOP_TIMEOUT_S = 60.0
+PARENT_CHECK_S = 1.0
+PR_SET_PDEATHSIG = 1
+
+
+class PipelineError(IqgateError):
+    """The pipeline process could not start or stopped on its own."""
 
 
 def choose_device(setting: str) -> torch.device:
     """``auto``: CUDA when present, else the CPU."""
+    import torch
+
     if setting == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("IQGATE_DEVICE=cuda but no CUDA device is available; use auto or cpu")
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(setting)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process when ``parent_pid`` ends, even by SIGKILL.
+
+    Linux: the kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``);
+    elsewhere, and as a backstop, a thread polls the parent id.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+class PipelineProcess:
+    """The pipeline in a process of its own, seen from the receiving process."""
+
+    def __init__(self, settings: Settings, metrics: NodeMetrics) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop: ProcessEvent = context.Event()
+        self._ready: ProcessEvent = context.Event()
+        self._events = context.Queue()
+        self._metrics = metrics
+        self._process = context.Process(
+            target=run_pipeline,
+            args=(settings, self._stop, self._ready, self._events, os.getpid()),
+            name="iqgate-pipeline",
+        )
+        self._relay = threading.Thread(target=self._relay_metrics, name="metrics", daemon=True)
+
+    def start(self, timeout_s: float = PIPELINE_START_TIMEOUT_S) -> None:
+        """Start the process and wait until its models are loaded and its threads run."""
+        self._process.start()
+        self._relay.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._ready.wait(0.1):
+            if not self._process.is_alive():
+                raise PipelineError(
+                    f"the pipeline process exited with code {self._process.exitcode} while "
+                    "starting (its log lines above say why: a model package, the device...)"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise PipelineError(f"the pipeline process was not ready after {timeout_s} s")
+
+    def is_alive(self) -> bool:
+        """Whether the process runs."""
+        return self._process.is_alive()
+
+    def stop(self, timeout_s: float = PIPELINE_STOP_TIMEOUT_S) -> None:
+        """Ask the process to finish its batch and stop; force it after ``timeout_s``."""
+        self._stop.set()
+        if self._process.pid is not None:
+            self._process.join(timeout_s)
+            if self._process.is_alive():
+                log.warning("pipeline_forced_stop", timeout_s=timeout_s)
+                self._process.kill()
+                self._process.join(5)
+        self._events.put(None)
+
+    def _relay_metrics(self) -> None:
+        while (events := self._events.get()) is not None:
+            try:
+                apply_relayed(self._metrics, events)
+            except (AttributeError, TypeError, ValueError):
+                log.exception("metric_relay_error")
+
+
+def run_pipeline(
+    settings: Settings,
+    stop: ProcessEvent,
+    ready: ProcessEvent,
+    events: multiprocessing.Queue,  # type: ignore[type-arg]
+    parent_pid: int,
+) -> None:
+    """Entry point of the pipeline process: assess, deliver and purge until stopped."""
+    die_with_parent(parent_pid)
+    configure_logging(settings.log_level)
+    try:
+        os.nice(PIPELINE_NICE)
+    except OSError:
+        pass
+    metrics = RelayedMetrics(events)
+    try:
+        _serve_pipeline(settings, stop, ready, metrics)
+    except (IqgateError, RuntimeError, OSError) as exc:
+        log.error("pipeline_failed", error=f"{type(exc).__name__}: {exc}")
+        sys.exit(2)
+    finally:
+        metrics.flush()
+
+
+def _serve_pipeline(
+    settings: Settings, stop: ProcessEvent, ready: ProcessEvent, metrics: RelayedMetrics
+) -> None:
+    from iqgate.node.decode import Decoder
+    from iqgate.node.forward import Forwarder
+    from iqgate.node.results import ResultWriter
+    from iqgate.node.routing import ModelRegistry
+    from iqgate.node.workers import AssessmentWorker
+
+    spool = Spool(
+        settings.spool_dir,
+        max_bytes=settings.spool_max_bytes,
+        min_free_bytes=settings.spool_min_free_bytes,
+    )
+    device = choose_device(settings.device)
+    registry = ModelRegistry.from_directory(
+        settings.models_dir,
+        device,
+        use_onnx=settings.classifier == "onnx",
+        threads=settings.torch_threads,
+    )
+    log.info("pipeline_starting", device=str(device), models=[m.card.name for m in registry.models])
+    if not registry.models:
+        log.warning(
+            "no_models",
+            models_dir=str(settings.models_dir),
+            consequence="every image is recorded as not assessed",
+        )
+    decoder = Decoder(settings.decode_processes, max_pixels=settings.decode_max_pixels)
+    method = f"normgrad-{settings.normgrad_variant} {settings.normgrad_layers}"
+    writer = ResultWriter(settings.results_dir, settings.overlays, method)
+    worker = AssessmentWorker(settings, spool, registry, decoder, metrics, writer)  # type: ignore[arg-type]
+    forwarders = [Forwarder(d, settings, spool, metrics) for d in settings.destinations]  # type: ignore[arg-type]
+    finished = threading.Event()
+    housekeeping = threading.Thread(
+        target=_housekeep, args=(settings, spool, finished), name="housekeeping", daemon=True
+    )
+    worker.start()
+    for forwarder in forwarders:
+        forwarder.start()
+    housekeeping.start()
+    ready.set()
+    while not stop.wait(0.5):
+        if not worker.is_alive():
+            log.error("worker_stopped", consequence="the pipeline process exits")
+            break
+    worker.stop()
+    for forwarder in forwarders:
+        forwarder.stop()
+    finished.set()
+    decoder.close()
+    log.info("pipeline_stopped")
+
+
+def _housekeep(settings: Settings, spool: Spool, finished: threading.Event) -> None:
+    while not finished.wait(settings.housekeeping_interval_s):
+        try:
+            spool.release_expired_leases()
+            purged = spool.purge(settings.retention_s)
+            if purged:
+                log.info("purged", jobs=purged)
+        except Exception:
+            log.exception("housekeeping_error")
 
 
 class Node:
@@ -52,46 +245,33 @@ class Node:
             min_free_bytes=settings.spool_min_free_bytes,
         )
         self.metrics = NodeMetrics(self.spool)
-        self.device = choose_device(settings.device)
-        self.registry = ModelRegistry.from_directory(settings.models_dir, self.device)
-        self.decoder = Decoder(settings.decode_processes)
-        method = f"normgrad-{settings.normgrad_variant} {settings.normgrad_layers}"
-        self.writer = ResultWriter(settings.results_dir, settings.overlays, method)
-        self.worker = AssessmentWorker(
-            settings, self.spool, self.registry, self.decoder, self.metrics, self.writer
-        )
-        self.forwarders = [
-            Forwarder(d, settings, self.spool, self.metrics) for d in settings.destinations
-        ]
+        self.pipeline = PipelineProcess(settings, self.metrics)
         self.scp = StorageScp(settings, self.spool, self.metrics)
         self.http = OperationsServer(
             settings.http_host, settings.http_port, self.metrics, self.healthy, self.ready
         )
         self._started = False
         self._stop = threading.Event()
-        self._housekeeping = threading.Thread(
-            target=self._housekeep, name="housekeeping", daemon=True
-        )
 
     def start(self) -> None:
-        """Resume unfinished jobs and start every part."""
+        """Recover the spool, start the pipeline (models load there), then receive."""
+        recovery = self.spool.recover_files()
+        if recovery.recorded or recovery.removed:
+            log.warning(
+                "spool_recovered",
+                recorded=recovery.recorded,
+                removed=recovery.removed,
+                cause="files without a job row: the previous run was killed or lost power",
+            )
         resumed = self.spool.resume()
         counts = self.spool.counts()
         log.info(
             "starting",
-            device=str(self.device),
-            models=[m.card.name for m in self.registry.models],
             resumed=resumed,
             unfinished=sum(
                 counts[s] for s in (JobState.RECEIVED, JobState.ASSESSED, JobState.RESULTS_READY)
             ),
         )
-        if not self.registry.models:
-            log.warning(
-                "no_models",
-                models_dir=str(self.settings.models_dir),
-                consequence="every image is recorded as not assessed",
-            )
         if not self.settings.allowed_calling_aes:
             log.warning(
                 "open_allow_list",
@@ -99,42 +279,25 @@ class Node:
                 consequence="any calling AE may store images",
             )
         self.http.start()
-        self.worker.start()
-        for forwarder in self.forwarders:
-            forwarder.start()
-        self._housekeeping.start()
+        self.pipeline.start()
         self.scp.start()
         self._started = True
         self.metrics.ready.set(1)
 
     def healthy(self) -> bool:
-        """Alive: the worker thread runs."""
-        return not self._started or self.worker.is_alive()
+        """Alive: the pipeline process runs."""
+        return not self._started or self.pipeline.is_alive()
 
     def ready(self) -> bool:
-        """Ready: started, listening, and the worker runs."""
-        return self._started and self.worker.is_alive()
-
-    def _housekeep(self) -> None:
-        while not self._stop.wait(PURGE_INTERVAL_S):
-            try:
-                self.spool.release_expired_leases()
-                purged = self.spool.purge(self.settings.retention_s)
-                if purged:
-                    log.info("purged", jobs=purged)
-            except Exception:
-                log.exception("housekeeping_error")
+        """Ready: started, listening, and the pipeline process runs."""
+        return self._started and self.pipeline.is_alive()
 
     def stop(self) -> None:
-        """Stop receiving, let the worker finish its batch, then stop forwarding."""
+        """Stop receiving, let the pipeline finish its batch, then stop it."""
         self.metrics.ready.set(0)
         self._started = False
         self.scp.stop()
-        self.worker.stop()
-        for forwarder in self.forwarders:
-            forwarder.stop()
-        self._stop.set()
-        self.decoder.close()
+        self.pipeline.stop()
         self.http.stop()
         log.info("stopped")
 
@@ -154,5 +317,8 @@ class Node:
         signal.signal(signal.SIGINT, on_signal)
         self.start()
         while not self._stop.is_set():
+            if not self.pipeline.is_alive():
+                log.error("pipeline_stopped", consequence="the node stops")
+                break
             time.sleep(0.2)
         self.stop()

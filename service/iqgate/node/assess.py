@@ -5,20 +5,25 @@ Most images pass, so the node classifies cheaply (ONNX Runtime from the package'
 for NormGrad only on the frames whose verdict needs an explanation.
 
 The node always explains the defect class of the model (its card's ``defect_class``),
-with combined NormGrad (conv1x1 by default) at the model's input resolution.
+with combined NormGrad (conv1x1 by default) at the model's input resolution. With
+``precision="bf16"`` the torch classifier and NormGrad run under bfloat16 autocast
+(ONNX Runtime always classifies in float32); ``docs/node-speed-precision.md`` says how
+far the verdicts and peaks agree with float32.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
 from iqgate.explain import explain
-from iqgate.imaging import to_model_input
+from iqgate.imaging import batch_to_model_input
 from iqgate.node.routing import LoadedModel
 
 
@@ -29,6 +34,21 @@ class ExplainPolicy:
     explain_all: bool
     variant: str = "conv1x1"
     layers: str = "combined"
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+    @property
+    def autocast(self) -> torch.dtype | None:
+        """The autocast dtype of the torch passes (None: float32 throughout)."""
+        return torch.bfloat16 if self.precision == "bf16" else None
+
+
+def autocast_context(
+    device: torch.device, dtype: torch.dtype | None
+) -> AbstractContextManager[object]:
+    """``torch.autocast`` on ``device`` with ``dtype``, or nothing when ``dtype`` is None."""
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @dataclass
@@ -41,28 +61,38 @@ class FrameAssessment:
     timings_ms: dict[str, float]
 
 
-def classify(loaded: LoadedModel, inputs: torch.Tensor) -> np.ndarray:
-    """Class probabilities [N, classes], by ONNX Runtime when the package has a session."""
+def classify(
+    loaded: LoadedModel, inputs: torch.Tensor, autocast: torch.dtype | None = None
+) -> np.ndarray:
+    """Class probabilities [N, classes], by ONNX Runtime when the package has a session.
+
+    ``autocast`` (e.g. ``torch.bfloat16``) applies to the torch classifier only.
+    """
     if loaded.onnx is not None:
         (logits,) = loaded.onnx.run(None, {"images": inputs.cpu().numpy()})
         scores = torch.from_numpy(logits).float()
     else:
-        scores = loaded.model(inputs).float()
+        with autocast_context(inputs.device, autocast):
+            scores = loaded.model(inputs).float()
     return torch.softmax(scores, dim=1).cpu().numpy()
 
 
 def assess_frames(
-    loaded: LoadedModel, frames: Sequence[np.ndarray], policy: ExplainPolicy, device: torch.device
+    loaded: LoadedModel,
+    frames: Sequence[np.ndarray | torch.Tensor],
+    policy: ExplainPolicy,
+    device: torch.device,
 ) -> list[FrameAssessment]:
-    """Assess frames ([H, W] float32 presentation values) of any sizes with one model."""
+    """Assess frames ([H, W] float32 presentation values) of any sizes with one model.
+
+    Frames are numpy arrays on the host or tensors already on ``device`` (decoded there).
+    """
     card = loaded.card
     count = len(frames)
     started = time.perf_counter()
     with torch.inference_mode():
-        inputs = torch.cat(
-            [to_model_input(frame[None], card.input_size, device=device) for frame in frames]
-        )
-        probabilities = classify(loaded, inputs)[:, card.defect_class]
+        inputs = batch_to_model_input(frames, card.input_size, device=device)
+        probabilities = classify(loaded, inputs, policy.autocast)[:, card.defect_class]
     inference_ms = (time.perf_counter() - started) * 1000 / count
     flagged = probabilities >= card.decision_threshold
     chosen = np.arange(count) if policy.explain_all else np.flatnonzero(flagged)
@@ -77,6 +107,7 @@ def assess_frames(
             f"normgrad-{policy.variant}",
             layers=policy.layers,
             target=card.defect_class,
+            autocast=policy.autocast,
         )
         maps = dict(zip(chosen.tolist(), saliency.cpu().numpy(), strict=True))
         explain_ms = (time.perf_counter() - started) * 1000 / chosen.size

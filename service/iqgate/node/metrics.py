@@ -6,7 +6,10 @@ destinations (``AE@host:port``). No UID or patient attribute is ever a label.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from multiprocessing import Queue
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -15,6 +18,29 @@ from prometheus_client.registry import Collector
 from iqgate.node.spool import DeliveryState, Spool
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+CSTORE_BUCKETS_S = (
+    0.001,
+    0.002,
+    0.004,
+    0.006,
+    0.008,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+)
+"""Finer at the low end: the receive path's target is a p99 under 100 ms."""
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 STAGES = ("decode", "inference", "explain", "encode", "forward")
 
@@ -69,7 +95,7 @@ class NodeMetrics:
         self.store_seconds = Histogram(
             "iqgate_cstore_response_seconds",
             "Time to answer a C-STORE",
-            buckets=LATENCY_BUCKETS_S,
+            buckets=CSTORE_BUCKETS_S,
             registry=r,
         )
         self.last_received = Gauge(
@@ -118,3 +144,84 @@ class NodeMetrics:
             self.stage_seconds.labels(stage)
         if spool is not None:
             r.register(SpoolCollector(spool))
+
+
+RELAYED = frozenset(
+    {
+        "batch_size",
+        "end_to_end_seconds",
+        "forwards",
+        "jobs_failed",
+        "not_assessed",
+        "stage_seconds",
+        "verdicts",
+    }
+)
+"""The metrics the pipeline process updates (see :mod:`iqgate.node.app`)."""
+RelayedEvent = tuple[str, tuple[str, ...], str, float]
+"""(metric attribute, label values, method: inc | observe, amount)."""
+
+
+RELAY_INTERVAL_S = 0.25
+"""How often the pipeline process sends its pending metric updates (one message)."""
+
+
+class _RelayedMetric:
+    """Stands in for a prometheus metric in another process: updates are relayed."""
+
+    def __init__(self, relay: RelayedMetrics, name: str, labels: tuple[str, ...] = ()) -> None:
+        self._relay = relay
+        self._name = name
+        self._labels = labels
+
+    def labels(self, *values: str) -> _RelayedMetric:
+        return _RelayedMetric(self._relay, self._name, tuple(str(v) for v in values))
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._relay.add((self._name, self._labels, "inc", float(amount)))
+
+    def observe(self, amount: float) -> None:
+        self._relay.add((self._name, self._labels, "observe", float(amount)))
+
+
+class RelayedMetrics:
+    """The pipeline process's view of :class:`NodeMetrics`: same names, relayed updates.
+
+    Updates are collected and sent as one list every :data:`RELAY_INTERVAL_S`, so
+    the receiving process spends little time on them.
+    """
+
+    def __init__(self, queue: Queue) -> None:  # type: ignore[type-arg]
+        self._queue = queue
+        self._pending: list[RelayedEvent] = []
+        self._lock = threading.Lock()
+        for name in RELAYED:
+            setattr(self, name, _RelayedMetric(self, name))
+        threading.Thread(target=self._send, name="metrics-relay", daemon=True).start()
+
+    def add(self, event: RelayedEvent) -> None:
+        with self._lock:
+            self._pending.append(event)
+
+    def flush(self) -> None:
+        """Send what is pending now."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch:
+            self._queue.put(batch)
+
+    def _send(self) -> None:
+        while True:
+            time.sleep(RELAY_INTERVAL_S)
+            self.flush()
+
+
+def apply_relayed(metrics: NodeMetrics, events: list[RelayedEvent]) -> None:
+    """Apply relayed updates to the receiving process's metrics."""
+    for name, labels, method, amount in events:
+        if name not in RELAYED or method not in ("inc", "observe"):
+            raise ValueError(f"not a relayed metric update: {(name, labels, method)!r}")
+        metric = getattr(metrics, name)
+        if labels:
+            metric = metric.labels(*labels)
+        getattr(metric, method)(amount)

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+
 from iqgate.errors import IqgateError
 
 
@@ -103,7 +106,23 @@ CREATE TABLE IF NOT EXISTS deliveries (
     UNIQUE(job_id, sop_instance_uid, destination)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(destination, state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size_bytes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO usage VALUES (1, (SELECT COALESCE(SUM(size_bytes), 0) FROM jobs));
+CREATE TRIGGER IF NOT EXISTS usage_on_insert AFTER INSERT ON jobs BEGIN
+    UPDATE usage SET size_bytes = size_bytes + NEW.size_bytes WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS usage_on_delete AFTER DELETE ON jobs BEGIN
+    UPDATE usage SET size_bytes = size_bytes - OLD.size_bytes WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS usage_on_update AFTER UPDATE OF size_bytes ON jobs BEGIN
+    UPDATE usage SET size_bytes = size_bytes + NEW.size_bytes - OLD.size_bytes WHERE id = 1;
+END;
 """
+"""The job table, the delivery table, and the bytes the jobs hold (kept by triggers, so
+that the receiving and the pipeline process see the same figure)."""
 
 _UID = re.compile(r"^[0-9.]{1,64}$")
 
@@ -173,6 +192,17 @@ class AcceptResult:
     duplicate: bool
 
 
+def _write_all(fd: int, parts: Sequence[bytes | bytearray | memoryview]) -> int:
+    """Write every buffer to ``fd`` without copying it; the bytes written."""
+    size = 0
+    for part in parts:
+        view = memoryview(part).cast("B")
+        size += len(view)
+        while view:
+            view = view[os.write(fd, view) :]
+    return size
+
+
 def _fsync_directory(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -181,10 +211,51 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class _Replaced:
+    """The file of a failed job that a new copy of its instance replaced."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class FileRecovery:
+    """What :meth:`Spool.recover_files` found on start."""
+
+    recorded: int
+    """Complete files without a job row (a power cut undid it): their jobs were recreated."""
+    removed: int
+    """Temporary files, duplicates and unreadable files, deleted."""
+
+
+Buffer = bytes | bytearray | memoryview
+PARSE_ERRORS = (
+    InvalidDicomError,
+    AttributeError,
+    EOFError,
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+)
+
+
 class Spool:
     """Durable storage of received instances and the state of their jobs.
 
     Safe to share between threads: each thread gets its own SQLite connection.
+
+    Durability (PS3.4 B.2.3: success means the SCP has the instance) rests on the
+    files: :meth:`accept` writes the dataset to a temporary file, fsyncs it, renames it
+    to its own unique name under ``objects/`` and fsyncs that folder before it records
+    the job, so a file under ``objects/`` is always complete and durable. The file
+    meta of each file carries the calling AE (Source Application Entity Title), so
+    the file alone describes its job. The job table commits with
+    ``synchronous=NORMAL`` (no fsync per commit; a killed process loses nothing, the
+    WAL is in the page cache): a power cut may undo its last commits, and on start
+    :meth:`recover_files` recreates the job of every file that has none. A state
+    change that a power cut undoes repeats work with the same deterministic output
+    UIDs (idempotent at PACS); no acknowledged instance is lost.
     """
 
     def __init__(self, root: str | Path, *, max_bytes: int, min_free_bytes: int = 0) -> None:
@@ -195,14 +266,12 @@ class Spool:
             folder.mkdir(parents=True, exist_ok=True)
             os.chmod(folder, 0o700)
         self._db_path = self.root / "jobs.sqlite3"
+        # SQLite gives the -wal and -shm files the mode of the database file: create it
+        # private before the first connection, so none of them is ever world-readable.
+        os.close(os.open(self._db_path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(self._db_path, 0o600)
         self._local = threading.local()
-        self._lock = threading.Lock()
         self._db().executescript(_SCHEMA)
-        self._used_bytes = int(
-            self._db().execute("SELECT COALESCE(SUM(size_bytes), 0) FROM jobs").fetchone()[0]
-        )
-        for stale in (self.root / "tmp").iterdir():
-            stale.unlink(missing_ok=True)
 
     # -- database plumbing -------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -211,11 +280,10 @@ class Spool:
             connection = sqlite3.connect(self._db_path, timeout=30.0, isolation_level=None)
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA foreign_keys=ON")
             connection.execute("PRAGMA busy_timeout=30000")
             self._local.connection = connection
-            os.chmod(self._db_path, 0o600)
         return connection
 
     @contextmanager
@@ -241,11 +309,11 @@ class Spool:
     @property
     def used_bytes(self) -> int:
         """Bytes of received instances held in the spool."""
-        return self._used_bytes
+        return int(self._db().execute("SELECT size_bytes FROM usage").fetchone()[0])
 
     def has_room_for(self, size_bytes: int) -> bool:
         """Whether an instance of ``size_bytes`` fits under the limit and the free-space floor."""
-        if self._used_bytes + size_bytes > self.max_bytes:
+        if self.used_bytes + size_bytes > self.max_bytes:
             return False
         free = shutil.disk_usage(self.root).free
         return free - size_bytes >= self.min_free_bytes
@@ -256,13 +324,69 @@ class Spool:
             if _UID.match(sop_instance_uid)
             else uuid.uuid5(uuid.NAMESPACE_OID, sop_instance_uid).hex
         )
-        return self.root / "objects" / name[-2:] / f"{name}.dcm"
+        return self.root / "objects" / name[-2:] / f"{name}.{uuid.uuid4().hex[:12]}.dcm"
 
-    def accept(self, encoded: bytes, info: InstanceInfo) -> AcceptResult:
+    def _write_durably(self, final: Path, parts: Sequence[Buffer]) -> int:
+        """Write ``parts`` to ``final`` durably; its size. Nothing is left on error.
+
+        The data goes to an anonymous file in ``final``'s folder (``O_TMPFILE``), is
+        fsynced, and only then gets its name (``linkat``), so a name under ``objects/``
+        always holds a complete file and a crash leaves no half-written one; then the
+        folder is fsynced. Where ``O_TMPFILE`` is missing: a temporary file in the same
+        folder, fsynced and renamed (a rename within one folder, so concurrent
+        arrivals never queue on the file system's cross-folder rename lock).
+        """
+        folder = final.parent
+        if not folder.is_dir():
+            folder.mkdir(exist_ok=True, mode=0o700)
+            _fsync_directory(folder.parent)
+        folder_fd = os.open(folder, os.O_RDONLY)
+        try:
+            try:
+                fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, 0o600, dir_fd=folder_fd)
+            except (AttributeError, OSError):
+                return self._write_and_rename(final, parts)
+            try:
+                size = _write_all(fd, parts)
+                os.fsync(fd)
+                # linkat(AT_SYMLINK_FOLLOW): a plain link() of /proc/self/fd/N fails (EXDEV)
+                os.link(f"/proc/self/fd/{fd}", final.name, dst_dir_fd=folder_fd)
+            finally:
+                os.close(fd)
+            os.fsync(folder_fd)
+        except BaseException:
+            final.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(folder_fd)
+        return size
+
+    def _write_and_rename(self, final: Path, parts: Sequence[Buffer]) -> int:
+        tmp = final.with_name(f".{uuid.uuid4().hex}.part")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                size = _write_all(fd, parts)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+            _fsync_directory(final.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
+            raise
+        return size
+
+    def accept(self, encoded: Buffer | Sequence[Buffer], info: InstanceInfo) -> AcceptResult:
         """Store an encoded DICOM file durably and record its job.
 
+        ``encoded`` is the file's bytes, or a sequence of buffers written one after the
+        other (the file meta header and the received dataset, without joining them).
         A SOP Instance UID already in the spool is kept as it is (idempotent), unless
         its job failed: then the new copy replaces it and the job starts again.
+        Raises ``OSError`` or ``sqlite3.Error`` when the disk cannot take it; nothing
+        of this instance is left behind then.
         """
         existing = (
             self._db()
@@ -273,66 +397,113 @@ class Spool:
         )
         if existing is not None and existing["state"] != JobState.FAILED.value:
             return AcceptResult(existing["id"], duplicate=True)
+        parts = [encoded] if isinstance(encoded, (bytes, bytearray, memoryview)) else encoded
         final = self._object_path(info.sop_instance_uid)
-        final.parent.mkdir(exist_ok=True, mode=0o700)
-        tmp = self.root / "tmp" / f"{uuid.uuid4().hex}.part"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        size = self._write_durably(final, parts)
         try:
-            view = memoryview(encoded)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-        _fsync_directory(final.parent)
-        now = time.time()
-        size = len(encoded)
-        with self.transaction() as db:
-            if existing is not None:
-                old_size = db.execute(
-                    "SELECT size_bytes FROM jobs WHERE id = ?", (existing["id"],)
-                ).fetchone()[0]
-                db.execute(
-                    "UPDATE jobs SET state = ?, reason = NULL, verdict = NULL, size_bytes = ?, "
-                    "path = ?, calling_ae = ?, received_at = ?, updated_at = ?, finished_at = NULL "
-                    "WHERE id = ?",
-                    (
-                        JobState.RECEIVED.value,
-                        size,
-                        str(final.relative_to(self.root)),
-                        info.calling_ae,
-                        now,
-                        now,
-                        existing["id"],
-                    ),
+            with self.transaction() as db:
+                result, replaced = self._record(db, final, size, info, time.time())
+        except BaseException:
+            final.unlink(missing_ok=True)
+            raise
+        self._settle(final, result, replaced)
+        return result
+
+    def _settle(self, path: Path, result: AcceptResult, replaced: _Replaced | None) -> None:
+        """After the commit: drop the file of a duplicate or of a replaced failed job."""
+        if result.duplicate:
+            path.unlink(missing_ok=True)
+            return
+        if replaced is not None:
+            (self.root / replaced.path).unlink(missing_ok=True)
+
+    def _record(
+        self, db: sqlite3.Connection, path: Path, size: int, info: InstanceInfo, now: float
+    ) -> tuple[AcceptResult, _Replaced | None]:
+        """Insert a job row, or revive a failed job with this new file."""
+        relative = str(path.relative_to(self.root))
+        existing = db.execute(
+            "SELECT id, state, size_bytes, path FROM jobs WHERE sop_instance_uid = ?",
+            (info.sop_instance_uid,),
+        ).fetchone()
+        if existing is not None and existing["state"] != JobState.FAILED.value:
+            return AcceptResult(existing["id"], duplicate=True), None
+        if existing is not None:
+            self._move(
+                db,
+                existing["id"],
+                JobState.RECEIVED,
+                reason=None,
+                verdict=None,
+                size_bytes=size,
+                path=relative,
+                calling_ae=info.calling_ae,
+                received_at=now,
+                finished_at=None,
+            )
+            replaced = _Replaced(existing["path"])
+            return AcceptResult(existing["id"], duplicate=False), replaced
+        cursor = db.execute(
+            "INSERT INTO jobs (sop_instance_uid, sop_class_uid, study_uid, series_uid, "
+            "modality, calling_ae, path, size_bytes, state, received_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                info.sop_instance_uid,
+                info.sop_class_uid,
+                info.study_uid,
+                info.series_uid,
+                info.modality,
+                info.calling_ae,
+                relative,
+                size,
+                JobState.RECEIVED.value,
+                now,
+                now,
+            ),
+        )
+        return AcceptResult(int(cursor.lastrowid or 0), duplicate=False), None
+
+    def recover_files(self) -> FileRecovery:
+        """On start: reconcile the files with the job table.
+
+        Temporary files are deleted (never acknowledged). A file under ``objects/``
+        without a job row is complete (it was renamed there only after its fsync): a
+        power cut undid its row after the acknowledgement, or the process died before
+        answering. Its job is recreated from the file's header (a failed job of the same
+        SOP Instance takes the new file; an active one keeps its own and the file is
+        deleted). Call only while no other process receives into this spool.
+        """
+        removed = 0
+        for stale in [*(self.root / "tmp").iterdir(), *(self.root / "objects").glob("*/.*.part")]:
+            stale.unlink(missing_ok=True)
+            removed += 1
+        known = {row[0] for row in self._db().execute("SELECT path FROM jobs")}
+        recorded = 0
+        for path in sorted((self.root / "objects").glob("*/*.dcm")):
+            if str(path.relative_to(self.root)) in known:
+                continue
+            try:
+                header = dcmread(path, stop_before_pixels=True)
+                calling = header.file_meta.get("SourceApplicationEntityTitle", "") or ""
+                info = InstanceInfo(
+                    sop_instance_uid=str(header.SOPInstanceUID),
+                    sop_class_uid=str(header.SOPClassUID),
+                    study_uid=str(header.StudyInstanceUID),
+                    series_uid=str(header.SeriesInstanceUID),
+                    modality=str(header.get("Modality", "") or ""),
+                    calling_ae=str(calling).strip(),
                 )
-                job_id = int(existing["id"])
-                delta = size - int(old_size)
-            else:
-                cursor = db.execute(
-                    "INSERT INTO jobs (sop_instance_uid, sop_class_uid, study_uid, series_uid, "
-                    "modality, calling_ae, path, size_bytes, state, received_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        info.sop_instance_uid,
-                        info.sop_class_uid,
-                        info.study_uid,
-                        info.series_uid,
-                        info.modality,
-                        info.calling_ae,
-                        str(final.relative_to(self.root)),
-                        size,
-                        JobState.RECEIVED.value,
-                        now,
-                        now,
-                    ),
-                )
-                job_id = int(cursor.lastrowid or 0)
-                delta = size
-        with self._lock:
-            self._used_bytes += delta
-        return AcceptResult(job_id, duplicate=False)
+            except PARSE_ERRORS:
+                path.unlink(missing_ok=True)
+                removed += 1
+                continue
+            size = path.stat().st_size
+            with self.transaction() as db:
+                result, replaced = self._record(db, path, size, info, path.stat().st_mtime)
+            self._settle(path, result, replaced)
+            recorded += 0 if result.duplicate else 1
+            removed += 1 if result.duplicate else 0
+        return FileRecovery(recorded=recorded, removed=removed)
 
     # -- jobs --------------------------------------------------------------------------
     def _job(self, row: sqlite3.Row) -> Job:
@@ -684,24 +855,34 @@ class Spool:
         return len(failed) + revived
 
     def purge(
-        self, older_than_s: float, *, states: Sequence[JobState] = (JobState.DELIVERED,)
+        self,
+        older_than_s: float,
+        *,
+        states: Sequence[JobState] = (JobState.DELIVERED,),
+        chunk: int = 200,
     ) -> int:
-        """Remove finished jobs (delivered by default) and their spool files."""
+        """Remove finished jobs (delivered by default) and their spool files.
+
+        Works in transactions of ``chunk`` jobs, so receiving never waits long for the
+        write lock; each job's file is deleted before its row, so an interrupted purge
+        leaves rows without files (purged again next time), never files that
+        :meth:`recover_files` would take for new arrivals.
+        """
         cutoff = time.time() - older_than_s
         marks = ",".join("?" * len(states))
-        with self.transaction() as db:
-            rows = db.execute(
-                f"DELETE FROM jobs WHERE state IN ({marks}) AND finished_at <= ? "
-                "RETURNING path, size_bytes",
-                [*(s.value for s in states), cutoff],
-            ).fetchall()
-        freed = 0
-        for row in rows:
-            (self.root / row["path"]).unlink(missing_ok=True)
-            freed += row["size_bytes"]
-        with self._lock:
-            self._used_bytes -= freed
-        return len(rows)
+        purged = 0
+        while True:
+            with self.transaction() as db:
+                rows = db.execute(
+                    f"DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN ({marks}) "
+                    "AND finished_at <= ? ORDER BY id LIMIT ?) RETURNING path, size_bytes",
+                    [*(s.value for s in states), cutoff, chunk],
+                ).fetchall()
+                for row in rows:
+                    (self.root / row["path"]).unlink(missing_ok=True)
+            purged += len(rows)
+            if len(rows) < chunk:
+                return purged
 
     def counts(self) -> dict[JobState, int]:
         """Number of jobs in each state."""

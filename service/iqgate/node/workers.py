@@ -1,9 +1,12 @@
 """The assessment worker: spool -> decode -> route -> batch -> classify -> explain -> results.
 
 Batches form by size and deadline (``batch_max`` jobs or ``batch_wait_ms``, whichever
-comes first). A job that fails (bad codec data, an exception) is marked failed with
-its reason and the worker goes on. MR images wait in ``assessed`` until their series
-has been quiet for ``series_quiet_s``; then one SR covers the series.
+comes first). Each file is decoded once: on a CUDA node with nvImageCodec, JPEG 2000
+and JPEG frames are decoded on the GPU and stay there (:mod:`iqgate.node.gpu_decode`);
+everything else is decoded by the CPU decoder and resized on the model's device. A job
+that fails (bad codec data, an exception) is marked failed with its reason and the
+worker goes on. MR images wait in ``assessed`` until their series has been quiet for
+``series_quiet_s``; then one SR covers the series.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pydicom import dcmread
 from iqgate.config import Settings
 from iqgate.node.assess import ExplainPolicy, FrameAssessment, assess_frames
 from iqgate.node.decode import DecodedImage, Decoder
+from iqgate.node.gpu_decode import DeviceImage, frame_decoder
 from iqgate.node.logs import get_logger
 from iqgate.node.metrics import NodeMetrics
 from iqgate.node.results import ResultWriter, read_reports
@@ -37,7 +41,7 @@ class RoutedJob:
     """A decoded job and the model it goes to."""
 
     job: Job
-    image: DecodedImage
+    image: DecodedImage | DeviceImage
     model: LoadedModel
 
 
@@ -58,7 +62,7 @@ class AssessmentWorker:
         self.settings = settings
         self.spool = spool
         self.registry = registry
-        self.decoder = decoder
+        self.decoder = frame_decoder(decoder, registry.device, settings.decode_max_pixels)
         self.metrics = metrics
         self.writer = writer
         self.name = name
@@ -66,6 +70,7 @@ class AssessmentWorker:
             explain_all=settings.explain == "all" or settings.overlays == "all",
             variant=settings.normgrad_variant,
             layers=settings.normgrad_layers,
+            precision=settings.precision,
         )
         self._destinations = [str(d) for d in settings.destinations]
         self._stop = threading.Event()
@@ -191,7 +196,8 @@ class AssessmentWorker:
     def _write(
         self, routed: RoutedJob, assessments: list[FrameAssessment], decode_ms: float
     ) -> None:
-        job, image, loaded = routed.job, routed.image, routed.model
+        job, loaded = routed.job, routed.model
+        image = routed.image.to_host() if isinstance(routed.image, DeviceImage) else routed.image
         for a in assessments:
             self.metrics.stage_seconds.labels("inference").observe(a.timings_ms["inference"] / 1000)
             if "explain" in a.timings_ms:
