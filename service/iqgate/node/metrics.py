@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from iqgate.node.spool import DeliveryState, Spool
 
-LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 2.5, 5, 10, 30, 60, 300)
 CSTORE_BUCKETS_S = (
     0.001,
     0.002,

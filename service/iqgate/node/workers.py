@@ -1,7 +1,10 @@
 """The assessment worker: spool -> decode -> route -> batch -> classify -> explain -> results.
 
 Batches form by size and deadline (``batch_max`` jobs or ``batch_wait_ms``, whichever
-comes first). Each file is decoded once: on a CUDA node with nvImageCodec, JPEG 2000
+comes first). The worker thread runs three stages in a pipeline: while it assesses one
+batch, a second thread claims and decodes the next (the decode processes work while the
+model runs) and a third writes the previous batch's results (SC, SR, report, fsync);
+one batch is in flight in each stage at most. Each file is decoded once: on a CUDA node with nvImageCodec, JPEG 2000
 and JPEG frames are decoded on the GPU and stay there (:mod:`iqgate.node.gpu_decode`);
 everything else is decoded by the CPU decoder and resized on the model's device. A job
 that fails (bad codec data, an exception) is marked failed with its reason and the
@@ -13,9 +16,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import torch
 from pydicom import dcmread
@@ -34,6 +39,10 @@ from iqgate.node.uids import is_own_output
 log = get_logger("worker")
 NOT_ASSESSED = "not_assessed"
 SERIES_MODALITIES = frozenset({"MR"})
+ERROR_PAUSE_S = 1.0
+IDLE_POLL_S = 0.05
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass
@@ -43,6 +52,22 @@ class RoutedJob:
     job: Job
     image: DecodedImage | DeviceImage
     model: LoadedModel
+
+
+@dataclass
+class PreparedBatch:
+    """Claimed jobs, routed from their headers and decoded, grouped by model."""
+
+    groups: list[list[RoutedJob]]
+    decode_ms: float
+
+
+@dataclass
+class AssessedImage:
+    """One job's image with the assessment of each of its frames."""
+
+    routed: RoutedJob
+    assessments: list[FrameAssessment]
 
 
 class AssessmentWorker:
@@ -92,16 +117,38 @@ class AssessmentWorker:
 
     def _run(self) -> None:
         torch.set_num_threads(self.settings.torch_threads)
-        while not self._stop.is_set():
-            try:
-                worked = self.run_once()
-                worked = self.flush_quiet_series() or worked
-                if not worked:
-                    self._stop.wait(0.05)
-            except Exception:
-                log.exception("worker_error", worker=self.name)
-                self._stop.wait(1.0)
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-prepare") as preparing,
+            ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-write") as writing,
+        ):
+            upcoming = preparing.submit(self._guarded, self.prepare_batch)
+            written: Future[object] | None = None
+            while True:
+                batch = upcoming.result()
+                stopping = self._stop.is_set()
+                if not stopping:  # decode the next batch while this one is assessed
+                    upcoming = preparing.submit(self._guarded, self.prepare_batch)
+                assessed = self._guarded(self.assess_batch, batch) if batch else None
+                if written is not None:  # at most one batch of results in flight
+                    written.result()
+                if batch is not None and assessed is not None:
+                    writing.submit(self._guarded, self.write_batch, assessed, batch.decode_ms)
+                written = writing.submit(self._guarded, self.flush_quiet_series)
+                if stopping:
+                    written.result()
+                    break
+                if batch is None:
+                    self._stop.wait(IDLE_POLL_S)
         self.spool.close()
+
+    def _guarded(self, stage: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R | None:
+        """Run one stage; an unexpected error is logged and the pipeline goes on."""
+        try:
+            return stage(*args, **kwargs)
+        except Exception:
+            log.exception("worker_error", worker=self.name, stage=stage.__name__)
+            self._stop.wait(ERROR_PAUSE_S)
+            return None
 
     # -- one batch ---------------------------------------------------------------------
     def _claim_batch(self) -> list[Job]:
@@ -116,10 +163,18 @@ class AssessmentWorker:
         return jobs
 
     def run_once(self) -> bool:
-        """Assess one batch; returns whether there was work."""
+        """Assess and write one batch in this thread; returns whether there was work."""
+        batch = self.prepare_batch()
+        if batch is None:
+            return False
+        self.write_batch(self.assess_batch(batch), batch.decode_ms)
+        return True
+
+    def prepare_batch(self) -> PreparedBatch | None:
+        """Claim a batch, route it from the headers and decode it; None when idle."""
         jobs = self._claim_batch()
         if not jobs:
-            return False
+            return None
         routed = [(job, model) for job in jobs if (model := self._route(job)) is not None]
         started = time.perf_counter()
         decoded = self.decoder.decode_many([job.path for job, _ in routed])
@@ -131,9 +186,16 @@ class AssessmentWorker:
                 self._fail(job, "decode", f"cannot decode pixel data: {image}")
                 continue
             by_model.setdefault(model.card.name, []).append(RoutedJob(job, image, model))
-        for group in by_model.values():
-            self._assess_group(group, decode_ms)
-        return True
+        return PreparedBatch(list(by_model.values()), decode_ms)
+
+    def assess_batch(self, batch: PreparedBatch) -> list[AssessedImage]:
+        """Classify (and explain where needed) every group of a batch, one model each."""
+        return [image for group in batch.groups for image in self._assess_group(group)]
+
+    def write_batch(self, assessed: Sequence[AssessedImage], decode_ms: float) -> None:
+        """Write every image's results and move its job on."""
+        for image in assessed:
+            self._write(image.routed, image.assessments, decode_ms)
 
     def _route(self, job: Job) -> LoadedModel | None:
         """The model for a job, from its header alone; records why when there is none."""
@@ -177,7 +239,7 @@ class AssessmentWorker:
         )
         self.spool.fail(job.id, f"{stage}: {reason}")
 
-    def _assess_group(self, group: Sequence[RoutedJob], decode_ms: float) -> None:
+    def _assess_group(self, group: Sequence[RoutedJob]) -> list[AssessedImage]:
         loaded = group[0].model
         frames = [frame for routed in group for frame in routed.image.frames]
         try:
@@ -185,13 +247,14 @@ class AssessmentWorker:
         except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the node
             for routed in group:
                 self._fail(routed.job, "inference", f"{type(exc).__name__}: {exc}")
-            return
+            return []
         self.metrics.batch_size.observe(len(frames))
-        offset = 0
+        assessed, offset = [], 0
         for routed in group:
             count = routed.image.frames.shape[0]
-            self._write(routed, assessments[offset : offset + count], decode_ms)
+            assessed.append(AssessedImage(routed, assessments[offset : offset + count]))
             offset += count
+        return assessed
 
     def _write(
         self, routed: RoutedJob, assessments: list[FrameAssessment], decode_ms: float

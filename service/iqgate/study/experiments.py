@@ -54,7 +54,7 @@ from iqgate.study.train import TRAIN_PRESETS, TrainConfig, train
 Profile = Literal["paper", "reduced", "quick"]
 PROFILES: tuple[Profile, ...] = ("paper", "reduced", "quick")
 DEMO_PRESETS: dict[PaperDataset, str] = {"object-cxr": "demo-cxr", "lvot": "demo-cmr"}
-REDUCED_SCHEDULES: dict[PaperDataset, tuple[int, int]] = {"object-cxr": (10, 7), "lvot": (4, 3)}
+REDUCED_SCHEDULES: dict[PaperDataset, tuple[int, int]] = {"object-cxr": (8, 6), "lvot": (4, 3)}
 """``reduced``: (epochs, epochs per lr step) on 600 phantoms, six models in about an hour."""
 
 
