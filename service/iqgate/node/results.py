@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from pydicom.dataset import Dataset
 
 from iqgate.errors import SaliencyError
+from iqgate.node import iod_lookup
 from iqgate.node.assess import FrameAssessment
 from iqgate.node.findings import locate_finding
 from iqgate.node.overlay import build_overlay
@@ -86,6 +87,7 @@ class ResultWriter:
         self.results_dir = Path(results_dir)
         self.overlays = overlays
         self.method = method
+        iod_lookup.install()
 
     def folder(self, header: Dataset) -> Path:
         """Where the results of one source series go."""
