@@ -1,4 +1,4 @@
-"""Tiny random model packages for node tests (64 px resnet18, a fixed threshold)."""
+"""Tiny random model packages for node tests (small resnet18, a fixed threshold)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def tiny_package(
     modalities: Sequence[str] = ("DX",),
     threshold: float = 0.0,
     seed: int = 0,
+    input_size: int = 64,
 ) -> Path:
     """Write a random resnet18 package routed to ``modalities``; returns its folder."""
     torch.manual_seed(seed)
@@ -28,7 +29,7 @@ def tiny_package(
         description="tiny random test model",
         intended_use="tests only; not for clinical use",
         architecture="resnet18",
-        input_size=64,
+        input_size=input_size,
         classes=["no foreign object", "foreign object"],
         decision_threshold=threshold,
         threshold_rule="fixed for tests",

@@ -7,8 +7,8 @@ import highdicom.base
 import highdicom.sr.content
 import pytest
 from pydicom.uid import (
-    ComprehensiveSRStorage,
     Comprehensive3DSRStorage,
+    ComprehensiveSRStorage,
     DigitalXRayImageStorageForPresentation,
     MRImageStorage,
     SecondaryCaptureImageStorage,

@@ -20,18 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parents[2]
 TESTS = REPO / "tests"
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
+from abc import ABC, abstractmethod
 from typing import Self
 
 from dicom_factory import make_image
-from iqgate import nets
-from iqgate.packages import ModelCard, Routing, save_package
+from package_factory import tiny_package
 from peers import NODE_AE, NodeProcess, free_port, http_get, wait_for
 
 __all__ = ["NODE_AE", "free_port", "http_get", "wait_for"]
@@ -42,24 +40,11 @@ SENDING_LINE = re.compile(r"Sending file: (\S+)")
 
 def build_models(folder: Path, input_size: int = 64) -> Path:
     """Two small random packages (DX/CR and MR) like the integration tests use."""
-    for name, modalities, seed in (("soak-cxr", ["DX", "CR"], 0), ("soak-cmr", ["MR"], 1)):
-        if (folder / name / "model.json").is_file():
-            continue
-        torch.manual_seed(seed)
-        card = ModelCard(
-            name=name,
-            version="0.0.1",
-            task=f"{name} hardening campaign",
-            description="small random model for the hardening campaign",
-            intended_use="tests only; not for clinical use",
-            architecture="resnet18",
-            input_size=input_size,
-            classes=["no finding", "foreign object"],
-            decision_threshold=0.5,
-            threshold_rule="fixed for the campaign",
-            routing=Routing(modalities=modalities),
-        )
-        save_package(folder / name, nets.build("resnet18"), card)
+    for name, modalities, seed in (("soak-cxr", ("DX", "CR"), 0), ("soak-cmr", ("MR",), 1)):
+        if not (folder / name / "model.json").is_file():
+            tiny_package(
+                folder, name, modalities=modalities, threshold=0.5, seed=seed, input_size=input_size
+            )
     return folder
 
 
@@ -253,15 +238,16 @@ def rss_bytes(pid: int) -> int:
     return sum(_vm_rss(each) for each in [pid, *descendant_pids(pid)])
 
 
-class BackgroundSampler:
+class BackgroundSampler(ABC):
     """A daemon thread running ``_run`` for the duration of a ``with`` block."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """Sample until ``self._stop`` is set."""
 
     def __enter__(self) -> Self:
         self._thread.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
@@ -42,15 +43,15 @@ def find_modules(model: nn.Module, names: Sequence[str]) -> dict[str, nn.Module]
     return found
 
 
-class ForwardHooks:
+class ForwardHooks(ABC):
     """Base of context managers that register forward hooks and always remove them."""
 
     def __init__(self) -> None:
         self._handles: list[RemovableHandle] = []
 
+    @abstractmethod
     def _register(self) -> None:
         """Register this context's hooks (subclasses), appending to ``self._handles``."""
-        raise NotImplementedError
 
     def __enter__(self) -> Self:
         try:
