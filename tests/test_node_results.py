@@ -13,10 +13,18 @@ import pytest
 from pydantic import ValidationError
 
 from iqgate.errors import SaliencyError
+from iqgate.node.equipment import iqgate_equipment
 from iqgate.node.findings import locate_finding
 from iqgate.node.overlay import build_overlay
 from iqgate.node.report import AssessmentReport, SaliencyResult, Verdict, schema_text
-from iqgate.node.sr import FLAGGED, IQGATE_SCHEME, PASSED, build_sr, finding_code
+from iqgate.node.sr import (
+    FLAGGED,
+    IQGATE_CODING_SCHEME,
+    IQGATE_SCHEME,
+    PASSED,
+    build_sr,
+    finding_code,
+)
 from iqgate.node.uids import IQGATE_UID_ROOT, OutputUids, derive_uid, is_own_output
 from node_results_helpers import (
     CREATED_AT,
@@ -245,6 +253,92 @@ def test_frames_of_a_multi_frame_image_get_their_own_groups_in_one_sr(tmp_path: 
     assert frames == [1, 2]
     errors, _ = dciodvfy_messages(tmp_path / "sr.dcm")
     assert errors == []
+
+
+CREATION_TIMES = frozenset({"InstanceCreationDate", "InstanceCreationTime", "ContributionDateTime"})
+ROOT_CONTENT = (
+    "ValueType",
+    "ConceptNameCodeSequence",
+    "ContinuityOfContent",
+    "ContentTemplateSequence",
+    "ContentSequence",
+)
+
+
+def without_creation_times(ds: pydicom.Dataset) -> pydicom.Dataset:
+    """A copy of ``ds`` with the instance-creation time stamps removed at every level."""
+    copy = pydicom.dcmread(_encoded(ds))
+
+    def strip(item: pydicom.Dataset, element: pydicom.DataElement) -> None:
+        if element.keyword in CREATION_TIMES:
+            del item[element.tag]
+
+    copy.walk(strip)
+    return copy
+
+
+def _encoded(ds: pydicom.Dataset) -> pydicom.filebase.DicomBytesIO:
+    buffer = pydicom.filebase.DicomBytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    buffer.seek(0)
+    return buffer
+
+
+def test_sr_document_has_exactly_the_attributes_highdicom_gives_it() -> None:
+    """build_sr assembles the document around highdicom's content tree itself (for speed);
+    it must equal what highdicom's Comprehensive3DSR makes of the same tree and sources."""
+    first = make_source(modality="MR", charset="ISO_IR 192", patient_name="Ødegård^Åse")
+    first.PatientAge, first.PatientWeight, first.StudyDescription = "061Y", 71.5, "Heart"
+    second = make_source(
+        modality="MR",
+        study_uid=first.StudyInstanceUID,
+        charset="ISO_IR 192",
+        instance_number=2,
+    )
+    third = make_source(
+        modality="MR",
+        study_uid=first.StudyInstanceUID,
+        series_uid=second.SeriesInstanceUID,
+        instance_number=3,
+    )
+    del third.Manufacturer
+    sources = [first, second, third]
+    reports = [make_report(s, sr_per_series=True)[0] for s in sources[:2]]
+    reports.append(make_report(third, peak_xy=None, hotspot_box=None, probability=0.2)[0])
+    uids = make_report(first, sr_per_series=True)[1]
+    ours = build_sr(sources, reports, uids=uids)
+
+    content = pydicom.Dataset()
+    for keyword in ROOT_CONTENT:
+        setattr(content, keyword, ours[keyword].value)
+    reference = hd.sr.Comprehensive3DSR(
+        evidence=sources,
+        content=content,
+        series_instance_uid=uids.sr_series,
+        series_number=ours.SeriesNumber,
+        sop_instance_uid=uids.sr_instance,
+        instance_number=1,
+        manufacturer=ours.Manufacturer,
+        is_complete=True,
+        series_description=ours.SeriesDescription,
+        manufacturer_model_name=ours.ManufacturerModelName,
+        software_versions=ours.SoftwareVersions,
+        content_date=ours.ContentDate,
+        content_time=ours.ContentTime,
+        coding_schemes=[IQGATE_CODING_SCHEME],
+        contributing_equipment=[iqgate_equipment(MODEL, f"image quality assessment: {MODEL.task}")],
+    )
+
+    expected, actual = without_creation_times(reference), without_creation_times(ours)
+    assert [e.keyword for e in actual] == [e.keyword for e in expected]
+    assert actual == expected
+    assert actual.file_meta == expected.file_meta
+    studies = actual.CurrentRequestedProcedureEvidenceSequence
+    assert [len(s.ReferencedSOPSequence) for s in studies[0].ReferencedSeriesSequence] == [1, 2]
+    assert [e.Manufacturer for e in actual.ContributingEquipmentSequence][:2] == [
+        "ScannerCo",
+        "iqgate",
+    ]
 
 
 def test_sr_refuses_reports_without_their_source_dataset() -> None:
