@@ -12,6 +12,7 @@ from pydicom import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import RLELossless, SecondaryCaptureImageStorage
 
+from iqgate import imaging
 from iqgate.errors import ImagingError
 from iqgate.imaging import (
     IMAGENET_MEAN,
@@ -146,6 +147,39 @@ def test_explicit_vr_and_rle_files_decode_to_the_same_frames(tmp_path: Path) -> 
     expected = 1.0 - np.clip((pixels - 1199.5) / 1999 + 0.5, 0, 1)
     np.testing.assert_allclose(frames_from_dataset(plain), expected, atol=1e-6)
     np.testing.assert_array_equal(frames_from_dataset(rle), frames_from_dataset(plain))
+
+
+def _large_frame(dtype: str, low: int, high: int) -> np.ndarray:
+    """A 600 x 600 frame of random values in [low, high): large enough for the table path."""
+    return np.random.default_rng(7).integers(low, high, (600, 600)).astype(dtype)
+
+
+LARGE_FRAMES = {
+    "uint16 windowed MONOCHROME1": (_large_frame("uint16", 100, 4000), "MONOCHROME1",
+                                    {"WindowCenter": 2000, "WindowWidth": 1500,
+                                     "RescaleSlope": 0.5, "RescaleIntercept": -20}),
+    "int16 min-max, negative slope": (_large_frame("int16", -3000, 3000), "MONOCHROME2",
+                                      {"RescaleSlope": -2, "RescaleIntercept": 7}),
+    "uint8 sigmoid": (_large_frame("uint8", 3, 250), "MONOCHROME2",
+                      {"WindowCenter": 120, "WindowWidth": 60, "VOILUTFunction": "SIGMOID"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LARGE_FRAMES))
+def test_large_frames_mapped_through_a_table_equal_the_pipeline_pixel_by_pixel(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pixels, photometric, attributes = LARGE_FRAMES[case]
+    bits = pixels.dtype.itemsize * 8
+    ds = grey_dataset(pixels, photometric, bits_stored=bits)
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    by_table = frames_from_dataset(ds)
+    monkeypatch.setattr(imaging, "TABLE_MIN_PIXELS_PER_ENTRY", 10**12)  # pixel by pixel
+    direct = frames_from_dataset(ds)
+
+    np.testing.assert_array_equal(by_table, direct)
+    assert by_table.dtype == np.float32 and 0 < by_table.mean() < 1
 
 
 def test_a_colour_image_is_rejected_with_its_photometric_interpretation() -> None:
