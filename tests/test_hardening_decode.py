@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -122,5 +123,28 @@ def test_a_decoder_that_kills_its_process_fails_only_its_file(tmp_path):
         assert decoder.restarts >= 1
         again = decoder.decode_many([good[2]])
         assert again[0].frames.shape == (1, 96, 80)
+    finally:
+        decoder.close()
+
+
+def hang_on_marked_files(path: Path):
+    """A decode function that never returns for files named 'hang*' (a looping codec)."""
+    if Path(path).name.startswith("hang"):
+        time.sleep(600)
+    return decode_file(path)
+
+
+def test_a_decoder_that_hangs_is_ended_after_the_timeout_and_fails_only_its_file(tmp_path):
+    good = [write_image(tmp_path / f"good-{i}.dcm", seed=i) for i in range(2)]
+    hang = write_image(tmp_path / "hang.dcm", seed=9)
+    decoder = Decoder(1, timeout_s=1.0, decode=hang_on_marked_files)
+    try:
+        started = time.monotonic()
+        outcomes = decoder.decode_many([good[0], hang, good[1]])
+        assert time.monotonic() - started < 60
+        assert isinstance(outcomes[1], DecoderCrashed)
+        assert "IQGATE_DECODE_TIMEOUT_S = 1 s" in str(outcomes[1])
+        assert [o.frames.shape for o in (outcomes[0], outcomes[2])] == [(1, 96, 80)] * 2
+        assert decoder.decode_many([good[1]])[0].frames.shape == (1, 96, 80)
     finally:
         decoder.close()

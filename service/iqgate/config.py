@@ -127,6 +127,7 @@ class Settings(BaseModel):
     batch_wait_ms: float = Field(50.0, ge=0)
     decode_processes: int = Field(1, ge=0)
     decode_max_pixels: int = Field(2**28, gt=0)
+    decode_timeout_s: float = Field(120.0, gt=0)
     torch_threads: int = Field(1, gt=0)
     lease_s: float = Field(300.0, gt=0)
     normgrad_variant: Literal["bias", "scaling", "conv1x1", "conv3x3"] = "conv1x1"

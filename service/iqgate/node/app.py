@@ -197,7 +197,11 @@ def _serve_pipeline(
             models_dir=str(settings.models_dir),
             consequence="every image is recorded as not assessed",
         )
-    decoder = Decoder(settings.decode_processes, max_pixels=settings.decode_max_pixels)
+    decoder = Decoder(
+        settings.decode_processes,
+        max_pixels=settings.decode_max_pixels,
+        timeout_s=settings.decode_timeout_s,
+    )
     method = f"normgrad-{settings.normgrad_variant} {settings.normgrad_layers}"
     writer = ResultWriter(settings.results_dir, settings.overlays, method)
     worker = AssessmentWorker(settings, spool, registry, decoder, metrics, writer)  # type: ignore[arg-type]

@@ -10,7 +10,10 @@ calling thread. Two guards keep a bad file from taking the node down:
   job instead of exhausting memory;
 - a decoder that kills its process (a crash in a native codec) breaks the process pool;
   the pool is then started again, the other files of the batch are decoded again one at
-  a time, and only the file that killed the process fails, with a reason.
+  a time, and only the file that killed the process fails, with a reason;
+- a decoder that hangs (a native codec looping on hostile data) is killed by its own
+  process's alarm after ``IQGATE_DECODE_TIMEOUT_S`` and handled as a crash: that file
+  fails and the others are decoded again.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import signal
 import struct
 import threading
 import time
@@ -39,6 +43,8 @@ DEFAULT_MAX_PIXELS = 2**28
 """Default for ``IQGATE_DECODE_MAX_PIXELS``: 268 million pixels (1 GiB as float32)."""
 DECODE_NICE = 5
 """Niceness the decode processes add to their parent's (the worker thread's)."""
+DEFAULT_TIMEOUT_S = 120.0
+"""Default for ``IQGATE_DECODE_TIMEOUT_S``: far above the 0.55 s a 10 MB JPEG 2000 takes."""
 
 
 READ_ERRORS = (
@@ -69,7 +75,7 @@ def is_codec_panic(exc: BaseException) -> bool:
 
 
 class DecoderCrashed(ImagingError):
-    """The decoder process died while decoding a file (a crash in a native codec)."""
+    """The decoder process died while decoding a file (a crash or a hang in a native codec)."""
 
 
 @dataclass
@@ -157,20 +163,39 @@ def _initialise_process(parent_pid: int) -> None:
 
     A node killed with SIGKILL cannot shut its pool down, and pool processes do not
     notice on their own: without the watch they would live on (hundreds of MB each).
+    SIGALRM keeps its default action, ending the process (see :func:`decode_with_alarm`).
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         os.nice(DECODE_NICE)
     except OSError:
         pass
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+
+
+def decode_with_alarm(
+    decode: Callable[[Path], DecodedImage], timeout_s: float, path: Path
+) -> DecodedImage:
+    """``decode(path)`` in a decode process that SIGALRM ends after ``timeout_s``.
+
+    The alarm's default action ends the process even inside native code that never
+    returns to Python; the pool sees a crash and fails only this file.
+    """
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        return decode(path)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 class Decoder:
     """Decode files in ``processes`` worker processes (0: in the caller's thread).
 
     ``decode`` replaces :func:`decode_file` (it must be picklable: a module-level
-    function or a ``functools.partial`` of one).
+    function or a ``functools.partial`` of one). In processes, a file that takes longer
+    than ``timeout_s`` fails as if its decoder had crashed; in the caller's thread there
+    is no time limit.
     """
 
     def __init__(
@@ -178,10 +203,13 @@ class Decoder:
         processes: int,
         *,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
         decode: Callable[[Path], DecodedImage] | None = None,
     ) -> None:
         self._processes = processes
         self._decode = decode or functools.partial(decode_file, max_pixels=max_pixels)
+        self._decode_in_process = functools.partial(decode_with_alarm, self._decode, timeout_s)
+        self.timeout_s = timeout_s
         self._pool = self._new_pool()
         self.restarts = 0
         """How many times a crashed decoder made the pool start again."""
@@ -211,7 +239,7 @@ class Decoder:
         futures: list[tuple[int, Future[DecodedImage]]] = []
         for index, path in enumerate(paths):
             try:
-                futures.append((index, self._pool.submit(self._decode, path)))
+                futures.append((index, self._pool.submit(self._decode_in_process, path)))
             except BrokenProcessPool:
                 lost.append(index)
         for index, future in futures:
@@ -239,12 +267,14 @@ class Decoder:
         if self._pool is None:  # pragma: no cover - only called with a pool
             return self._decode_here(path)
         try:
-            return self._pool.submit(self._decode, path).result()
+            return self._pool.submit(self._decode_in_process, path).result()
         except BrokenProcessPool as exc:
             self._restart_pool()
             return DecoderCrashed(
                 "the decoder process died while decoding this file (a crash in a native "
-                f"codec: corrupt or hostile pixel data); the pool was restarted: {exc}"
+                "codec, or no result within IQGATE_DECODE_TIMEOUT_S = "
+                f"{self.timeout_s:g} s: corrupt or hostile pixel data); the pool was "
+                f"restarted: {exc}"
             )
         except Exception as exc:  # noqa: BLE001 - reported per file, the node serves on
             return exc
