@@ -78,6 +78,36 @@ def test_onnx_and_torch_give_the_same_verdicts_on_phantoms(registries, phantom_f
             np.testing.assert_allclose(onnx_a.saliency, torch_a.saliency, atol=1e-5)
 
 
+def _cuda_provider_available() -> bool:
+    import onnxruntime
+
+    return torch.cuda.is_available() and (
+        "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    )
+
+
+@pytest.mark.skipif(
+    not _cuda_provider_available(),
+    reason="needs a CUDA device and onnxruntime-gpu (the gpu extra)",
+)
+def test_the_cuda_provider_classifies_on_a_gpu_as_the_cpu_provider_does(
+    registries, phantom_frames
+):
+    _, onnx_registry = registries
+    on_cpu = onnx_registry.models[0]
+    cuda = torch.device("cuda")
+    on_gpu = ModelRegistry.from_directory(on_cpu.directory.parent, cuda).models[0]
+    assert on_gpu.onnx.get_providers()[0] == "CUDAExecutionProvider"
+    by_cpu = assess_frames(on_cpu, phantom_frames, ExplainPolicy(False), torch.device("cpu"))
+    by_gpu = assess_frames(on_gpu, phantom_frames, ExplainPolicy(False), cuda)
+    assert [a.flagged for a in by_gpu] == [a.flagged for a in by_cpu]
+    np.testing.assert_allclose(
+        [a.probability for a in by_gpu], [a.probability for a in by_cpu], atol=1e-3
+    )
+    for gpu_a in by_gpu:
+        assert (gpu_a.saliency is not None) == gpu_a.flagged
+
+
 def test_explain_all_explains_passing_images_too(registries, phantom_frames):
     _, onnx_registry = registries
     assessed = assess_frames(

@@ -2,8 +2,8 @@
 
 Decoding compressed pixel data is the costliest CPU step of the node (JPEG 2000 costs
 about 50 times the model's share: shared/ANCHORS.md), so it runs in a pool of
-processes, at a lower priority than receiving; with zero processes it runs in the
-calling thread. Two guards keep a bad file from taking the node down:
+processes, at the worker's priority (below receiving); with zero processes it runs in
+the calling thread. Three guards keep a bad file from taking the node down:
 
 - declared dimensions are checked before any pixel is decoded, so a header claiming
   65535 x 65535 pixels over a few bytes of compressed data (a memory bomb) fails that
@@ -38,11 +38,10 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from iqgate.errors import ImagingError
 from iqgate.imaging import frames_from_dataset
+from iqgate.node.frame_exchange import ExchangedImage, close_exchange, open_exchange, park
 
 DEFAULT_MAX_PIXELS = 2**28
 """Default for ``IQGATE_DECODE_MAX_PIXELS``: 268 million pixels (1 GiB as float32)."""
-DECODE_NICE = 5
-"""Niceness the decode processes add to their parent's (the worker thread's)."""
 DEFAULT_TIMEOUT_S = 120.0
 """Default for ``IQGATE_DECODE_TIMEOUT_S``: far above the 0.55 s a 10 MB JPEG 2000 takes."""
 
@@ -159,34 +158,38 @@ def _exit_when_orphaned(parent_pid: int) -> None:
 
 
 def _initialise_process(parent_pid: int) -> None:
-    """Set up a decode process: one thread, lower priority, gone when the node is.
+    """Set up a decode process: one thread, gone when the node is.
 
-    A node killed with SIGKILL cannot shut its pool down, and pool processes do not
-    notice on their own: without the watch they would live on (hundreds of MB each).
-    SIGALRM keeps its default action, ending the process (see :func:`decode_with_alarm`).
+    It keeps the priority of the pipeline process that starts it: decoding is a stage
+    of that pipeline, and five steps lower (nice 15 beside the worker's threads at 10)
+    starved it, 65 ms of wall time per radiograph for 14 of CPU, a third less
+    throughput. A node killed with SIGKILL cannot shut its pool down, and pool processes
+    do not notice on their own: without the watch they would live on (hundreds of MB each).
+    SIGALRM keeps its default action, ending the process (see :func:`decode_in_process`).
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        os.nice(DECODE_NICE)
-    except OSError:
-        pass
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
 
 
-def decode_with_alarm(
-    decode: Callable[[Path], DecodedImage], timeout_s: float, path: Path
-) -> DecodedImage:
-    """``decode(path)`` in a decode process that SIGALRM ends after ``timeout_s``.
+def decode_in_process(
+    decode: Callable[[Path], DecodedImage],
+    timeout_s: float,
+    exchange: str | None,
+    path: Path,
+) -> ExchangedImage:
+    """``decode(path)`` in a decode process, its frames parked in ``exchange``.
 
-    The alarm's default action ends the process even inside native code that never
-    returns to Python; the pool sees a crash and fails only this file.
+    SIGALRM ends the process after ``timeout_s``: its default action works even inside
+    native code that never returns to Python; the pool sees a crash and fails only this
+    file. Large frames go back through shared memory (:mod:`iqgate.node.frame_exchange`).
     """
     signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
-        return decode(path)
+        image = decode(path)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+    return ExchangedImage(image.header, park(image.frames, exchange))
 
 
 class Decoder:
@@ -208,7 +211,13 @@ class Decoder:
     ) -> None:
         self._processes = processes
         self._decode = decode or functools.partial(decode_file, max_pixels=max_pixels)
-        self._decode_in_process = functools.partial(decode_with_alarm, self._decode, timeout_s)
+        self._exchange = open_exchange() if processes > 0 else None
+        self._decode_in_process = functools.partial(
+            decode_in_process,
+            self._decode,
+            timeout_s,
+            str(self._exchange) if self._exchange is not None else None,
+        )
         self.timeout_s = timeout_s
         self._pool = self._new_pool()
         self.restarts = 0
@@ -236,7 +245,7 @@ class Decoder:
             return [self._decode_here(path) for path in paths]
         outcomes: list[DecodedImage | BaseException | None] = [None] * len(paths)
         lost: list[int] = []
-        futures: list[tuple[int, Future[DecodedImage]]] = []
+        futures: list[tuple[int, Future[ExchangedImage]]] = []
         for index, path in enumerate(paths):
             try:
                 futures.append((index, self._pool.submit(self._decode_in_process, path)))
@@ -244,7 +253,7 @@ class Decoder:
                 lost.append(index)
         for index, future in futures:
             try:
-                outcomes[index] = future.result()
+                outcomes[index] = _collected(future.result())
             except BrokenProcessPool:
                 lost.append(index)
             except Exception as exc:  # noqa: BLE001 - reported per file, the node serves on
@@ -267,7 +276,7 @@ class Decoder:
         if self._pool is None:  # pragma: no cover - only called with a pool
             return self._decode_here(path)
         try:
-            return self._pool.submit(self._decode_in_process, path).result()
+            return _collected(self._pool.submit(self._decode_in_process, path).result())
         except BrokenProcessPool as exc:
             self._restart_pool()
             return DecoderCrashed(
@@ -280,6 +289,12 @@ class Decoder:
             return exc
 
     def close(self) -> None:
-        """Stop the worker processes."""
+        """Stop the worker processes and remove their shared-memory folder."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        close_exchange(self._exchange)
+
+
+def _collected(exchanged: ExchangedImage) -> DecodedImage:
+    """The decoded image a decode process sent, its frames read back from shared memory."""
+    return DecodedImage(*exchanged.collect())
