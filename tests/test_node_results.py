@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from iqgate.errors import SaliencyError
 from iqgate.node.equipment import iqgate_equipment
 from iqgate.node.findings import locate_finding
-from iqgate.node.overlay import build_overlay
+from iqgate.node.overlay import blend_heatmap, build_overlay
 from iqgate.node.report import AssessmentReport, SaliencyResult, Verdict, schema_text
 from iqgate.node.sr import (
     FLAGGED,
@@ -405,6 +405,23 @@ def test_overlay_of_a_large_source_is_shrunk_and_of_an_unexplained_image_has_no_
     assert pixels.shape[1] == 768
     image = pixels[pixels.shape[0] - 1024 :].astype(int)
     assert np.abs(image[..., 0] - image[..., 2]).max() <= 1
+
+
+def test_heat_blend_is_within_one_grey_level_of_the_exact_colour_map() -> None:
+    rng = np.random.default_rng(5)
+    grey, heat = rng.random((64, 48)), rng.random((64, 48))
+    stops = [0.0, 0.125, 0.375, 0.625, 0.875, 1.0]
+    rgb = [[0, 0, 0.5], [0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0], [0.5, 0, 0]]
+    exact_jet = np.stack([np.interp(heat, stops, [c[i] for c in rgb]) for i in range(3)], -1)
+    alpha = 0.6 * heat[..., None]
+    exact = np.round(255 * ((1 - alpha) * grey[..., None] + alpha * exact_jet))
+
+    blended = blend_heatmap(grey, heat)
+    assert blended.dtype == np.uint8 and blended.shape == (64, 48, 3)
+    assert np.abs(blended.astype(int) - exact).max() <= 1
+    np.testing.assert_array_equal(
+        blend_heatmap(grey, np.zeros_like(heat))[..., 0], np.round(255 * grey)
+    )
 
 
 def test_overlay_refuses_a_saliency_map_at_another_resolution() -> None:
