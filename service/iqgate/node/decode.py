@@ -38,7 +38,6 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from iqgate.errors import ImagingError
 from iqgate.imaging import frames_from_dataset
-from iqgate.node.frame_exchange import ExchangedImage, close_exchange, open_exchange, park
 
 DEFAULT_MAX_PIXELS = 2**28
 """Default for ``IQGATE_DECODE_MAX_PIXELS``: 268 million pixels (1 GiB as float32)."""
@@ -173,23 +172,18 @@ def _initialise_process(parent_pid: int) -> None:
 
 
 def decode_in_process(
-    decode: Callable[[Path], DecodedImage],
-    timeout_s: float,
-    exchange: str | None,
-    path: Path,
-) -> ExchangedImage:
-    """``decode(path)`` in a decode process, its frames parked in ``exchange``.
+    decode: Callable[[Path], DecodedImage], timeout_s: float, path: Path
+) -> DecodedImage:
+    """``decode(path)`` in a decode process that SIGALRM ends after ``timeout_s``.
 
-    SIGALRM ends the process after ``timeout_s``: its default action works even inside
-    native code that never returns to Python; the pool sees a crash and fails only this
-    file. Large frames go back through shared memory (:mod:`iqgate.node.frame_exchange`).
+    The alarm's default action ends the process even inside native code that never
+    returns to Python; the pool sees a crash and fails only this file.
     """
     signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
-        image = decode(path)
+        return decode(path)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-    return ExchangedImage(image.header, park(image.frames, exchange))
 
 
 class Decoder:
@@ -211,13 +205,7 @@ class Decoder:
     ) -> None:
         self._processes = processes
         self._decode = decode or functools.partial(decode_file, max_pixels=max_pixels)
-        self._exchange = open_exchange() if processes > 0 else None
-        self._decode_in_process = functools.partial(
-            decode_in_process,
-            self._decode,
-            timeout_s,
-            str(self._exchange) if self._exchange is not None else None,
-        )
+        self._decode_in_process = functools.partial(decode_in_process, self._decode, timeout_s)
         self.timeout_s = timeout_s
         self._pool = self._new_pool()
         self.restarts = 0
@@ -245,7 +233,7 @@ class Decoder:
             return [self._decode_here(path) for path in paths]
         outcomes: list[DecodedImage | BaseException | None] = [None] * len(paths)
         lost: list[int] = []
-        futures: list[tuple[int, Future[ExchangedImage]]] = []
+        futures: list[tuple[int, Future[DecodedImage]]] = []
         for index, path in enumerate(paths):
             try:
                 futures.append((index, self._pool.submit(self._decode_in_process, path)))
@@ -253,7 +241,7 @@ class Decoder:
                 lost.append(index)
         for index, future in futures:
             try:
-                outcomes[index] = _collected(future.result())
+                outcomes[index] = future.result()
             except BrokenProcessPool:
                 lost.append(index)
             except Exception as exc:  # noqa: BLE001 - reported per file, the node serves on
@@ -276,7 +264,7 @@ class Decoder:
         if self._pool is None:  # pragma: no cover - only called with a pool
             return self._decode_here(path)
         try:
-            return _collected(self._pool.submit(self._decode_in_process, path).result())
+            return self._pool.submit(self._decode_in_process, path).result()
         except BrokenProcessPool as exc:
             self._restart_pool()
             return DecoderCrashed(
@@ -289,12 +277,6 @@ class Decoder:
             return exc
 
     def close(self) -> None:
-        """Stop the worker processes and remove their shared-memory folder."""
+        """Stop the worker processes."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        close_exchange(self._exchange)
-
-
-def _collected(exchanged: ExchangedImage) -> DecodedImage:
-    """The decoded image a decode process sent, its frames read back from shared memory."""
-    return DecodedImage(*exchanged.collect())

@@ -49,6 +49,19 @@ def caller_allowed(callers: Sequence[AllowedCaller], ae_title: str, host: str) -
     return not callers or any(entry.allows(ae_title, host) for entry in callers)
 
 
+HEADER_TAGS: list[BaseTag | int] = [
+    0x00080016,  # SOP Class UID
+    0x00080018,  # SOP Instance UID
+    0x00080060,  # Modality
+    0x0020000D,  # Study Instance UID
+    0x0020000E,  # Series Instance UID
+    0x00280002,  # Samples per Pixel
+    0x00280008,  # Number of Frames
+    0x00280010,  # Rows
+    0x00280011,  # Columns
+    0x00280100,  # Bits Allocated
+]
+"""What the node reads of a received header; the other attributes travel on unread."""
 PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 """Float Pixel Data, Double Float Pixel Data, Pixel Data: where the header ends."""
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -94,11 +107,11 @@ def read_header(stream: BinaryIO, transfer_syntax: str) -> ReceivedHeader:
     Reading stops at the pixel data element: its tag and declared length are noted,
     and what was really sent of it is measured (for encapsulated data by walking the
     fragment items), so a truncated image is caught without reading its pixels and a
-    10 MB image costs as much as its header. Values are converted when first read
-    (pydicom reads lazily): :func:`instance_problem` reads the ones the node needs, so
-    a malformed one of those is refused here; one the node does not need travels on
-    to the worker, which fails that job with its reason if it cannot use it. Raises
-    one of :data:`PARSE_ERRORS` for data that cannot be parsed.
+    10 MB image costs as much as its header. Only the :data:`HEADER_TAGS` are
+    kept, as read (pydicom converts lazily): :func:`instance_problem` converts them,
+    so a malformed one is refused here; the attributes the node does not need travel
+    on unread to the worker, which fails that job with its reason if it cannot use
+    one. Raises one of :data:`PARSE_ERRORS` for data that cannot be parsed.
     """
     syntax = UID(transfer_syntax)
     if syntax == DeflatedExplicitVRLittleEndian:
@@ -112,7 +125,11 @@ def read_header(stream: BinaryIO, transfer_syntax: str) -> ReceivedHeader:
         return False
 
     dataset = read_dataset(
-        stream, syntax.is_implicit_VR, syntax.is_little_endian, stop_when=at_pixel_data
+        stream,
+        syntax.is_implicit_VR,
+        syntax.is_little_endian,
+        stop_when=at_pixel_data,
+        specific_tags=HEADER_TAGS,
     )
     sent, complete = None, True
     if "tag" in found:

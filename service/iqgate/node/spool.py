@@ -125,6 +125,9 @@ END;
 that the receiving and the pipeline process see the same figure)."""
 
 _UID = re.compile(r"^[0-9.]{1,64}$")
+_SHARDS = tuple(f"{i:02x}" for i in range(256))
+"""The folders under ``objects/``, made when the spool opens: a file goes to the one its
+random name suffix starts with, so no C-STORE waits for a folder to be made durable."""
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,7 @@ class Spool:
         for folder in (self.root, self.root / "tmp", self.root / "objects"):
             folder.mkdir(parents=True, exist_ok=True)
             os.chmod(folder, 0o700)
+        self._make_shards()
         self._db_path = self.root / "jobs.sqlite3"
         # SQLite gives the -wal and -shm files the mode of the database file: create it
         # private before the first connection, so none of them is ever world-readable.
@@ -272,6 +276,19 @@ class Spool:
         os.chmod(self._db_path, 0o600)
         self._local = threading.local()
         self._db().executescript(_SCHEMA)
+
+    def _make_shards(self) -> None:
+        """Make the missing folders of :data:`_SHARDS`, durably."""
+        objects = self.root / "objects"
+        made = False
+        for shard in _SHARDS:
+            try:
+                (objects / shard).mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            made = True
+        if made:
+            _fsync_directory(objects)
 
     # -- database plumbing -------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -324,7 +341,8 @@ class Spool:
             if _UID.match(sop_instance_uid)
             else uuid.uuid5(uuid.NAMESPACE_OID, sop_instance_uid).hex
         )
-        return self.root / "objects" / name[-2:] / f"{name}.{uuid.uuid4().hex[:12]}.dcm"
+        suffix = uuid.uuid4().hex[:12]
+        return self.root / "objects" / suffix[:2] / f"{name}.{suffix}.dcm"
 
     def _write_durably(self, final: Path, parts: Sequence[Buffer]) -> int:
         """Write ``parts`` to ``final`` durably; its size. Nothing is left on error.
