@@ -51,6 +51,7 @@ def test_environment_overrides_yaml(tmp_path):
         ({"IQGATE_OVERLAYS": "some"}, "IQGATE_OVERLAYS"),
         ({"IQGATE_PORTT": "1"}, "unknown setting environment variable IQGATE_PORTT"),
         ({"IQGATE_TLS_CERT": "/c.pem"}, "TLS_CERT and IQGATE_TLS_KEY"),
+        ({"IQGATE_RECEIVE_PROCESSES": "0"}, "IQGATE_RECEIVE_PROCESSES"),
     ],
 )
 def test_invalid_settings_are_named(environ, match):

@@ -180,6 +180,36 @@ def test_unknown_calling_ae_and_wrong_called_ae_are_refused(tmp_path, models_dir
         assert '"calling_ae": "STRANGER"' in node.logs()
 
 
+def listening_sockets(port: int) -> int:
+    """How many IPv4 sockets listen on ``port`` (``/proc/net/tcp``, state 0A)."""
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for row in rows if row[3] == "0A" and int(row[1].split(":")[1], 16) == port)
+
+
+def test_two_receiving_processes_share_the_port_and_the_spool(tmp_path, models_dir):
+    files = [write_image(tmp_path / "in" / f"{i}.dcm", seed=40 + i) for i in range(16)]
+    with running_node(tmp_path / "node", models_dir, {"IQGATE_RECEIVE_PROCESSES": "2"}) as node:
+        assert listening_sockets(node.port) == 2
+        pushes = [threading.Thread(target=storescu, args=([f], node.port)) for f in files]
+        for push in pushes:
+            push.start()
+        for push in pushes:
+            push.join()
+        wait_for(
+            lambda: 'iqgate_instances_total{outcome="stored"} 16.0' in node.metrics(),
+            30,
+            "16 instances counted as stored by the two receiving processes",
+        )
+        assert 'iqgate_associations_total{outcome="accepted"} 16.0' in node.metrics()
+        wait_for(
+            lambda: len(list((tmp_path / "node" / "results").rglob("*.report.json"))) == 16,
+            60,
+            "a report for each of the 16 images",
+        )
+        assert node.terminate() == 0
+    assert listening_sockets(node.port) == 0
+
+
 def sop_uid_of(path: Path) -> str | None:
     """SOP Instance UID of a received file (None while storescp is still writing it)."""
     try:

@@ -1,23 +1,28 @@
-"""The node as a whole: a receiving process and a pipeline process.
+"""The node as a whole: a receiving process, a pipeline process, optional extra receivers.
 
 Python threads share one interpreter lock, so a worker thread building SR and SC
 objects would make every C-STORE handler wait for the lock (receiving would wait for
-inference). The node therefore runs as two processes:
+inference). The node therefore runs as separate processes:
 
-- the receiving process (``Node``): the SCP writing into the spool, the operations
-  endpoint (``/metrics``, ``/healthz``, ``/readyz``) and the spool's own metrics;
-- the pipeline process (:func:`run_pipeline`, spawned by :class:`PipelineProcess`,
-  at a lower CPU priority): the decode processes, the assessment worker, the
-  forwarders and the housekeeping (purge, expired leases). It shares nothing with the
-  receiving process but the spool (SQLite in WAL mode serves both) and sends its
-  metric updates back over a queue, so ``/metrics`` shows the whole node.
+- the main, receiving process (``Node``): the SCP writing into the spool, the
+  operations endpoint (``/metrics``, ``/healthz``, ``/readyz``) and the spool's own
+  metrics;
+- the pipeline process (:func:`run_pipeline`, spawned as a :class:`ChildProcess`, at a
+  lower CPU priority): the decode processes, the assessment worker, the forwarders and
+  the housekeeping (purge, expired leases);
+- with ``IQGATE_RECEIVE_PROCESSES`` > 1, that many minus one extra receiving processes
+  (:func:`run_receiver`), each an SCP on the same port (``SO_REUSEPORT``: the kernel
+  spreads the associations), so receiving is not limited to one core.
 
-``Node.start`` recovers the spool (files without a job, jobs a dead process was
+They share nothing but the spool (SQLite in WAL mode serves all of them); the child
+processes send their metric updates back over a queue, so ``/metrics`` shows the whole
+node. ``Node.start`` recovers the spool (files without a job, jobs a dead process was
 assessing), starts the pipeline, which loads the model packages, and then starts
 receiving; ``Node.stop`` stops receiving first, lets the pipeline finish the batch in
 hand and stop forwarding. ``run_until_signal`` maps SIGTERM/SIGINT to a graceful stop
-and a second signal to an immediate exit. The pipeline process dies with the
-receiving process, even when that one is killed with SIGKILL.
+and a second signal to an immediate exit; the node stops when one of its processes
+ends. The child processes die with the main process, even when that one is killed with
+SIGKILL.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.synchronize import Event as ProcessEvent
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -37,7 +43,7 @@ from iqgate.config import Settings
 from iqgate.errors import IqgateError
 from iqgate.node.http import OperationsServer
 from iqgate.node.logs import configure_logging, get_logger
-from iqgate.node.metrics import NodeMetrics, RelayedMetrics, apply_relayed
+from iqgate.node.metrics import RECEIVING, NodeMetrics, RelayedMetrics, apply_relayed
 from iqgate.node.scp import StorageScp
 from iqgate.node.spool import JobState, Spool
 
@@ -47,14 +53,14 @@ if TYPE_CHECKING:
 log = get_logger("node")
 PIPELINE_NICE = 10
 """Niceness of the pipeline process: on a small host the C-STORE handlers win the CPU."""
-PIPELINE_START_TIMEOUT_S = 600.0
-PIPELINE_STOP_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 600.0
+STOP_TIMEOUT_S = 60.0
 PARENT_CHECK_S = 1.0
 PR_SET_PDEATHSIG = 1
 
 
-class PipelineError(IqgateError):
-    """The pipeline process could not start or stopped on its own."""
+class NodeProcessError(IqgateError):
+    """A process of the node (the pipeline, a receiver) could not start."""
 
 
 def choose_device(setting: str) -> torch.device:
@@ -91,48 +97,61 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-class PipelineProcess:
-    """The pipeline in a process of its own, seen from the receiving process."""
+class ChildProcess:
+    """A process of the node (the pipeline, an extra receiver), seen from the main one.
 
-    def __init__(self, settings: Settings, metrics: NodeMetrics) -> None:
+    ``target(settings, stop, ready, events, parent_pid)`` runs in a spawned process: it
+    sets ``ready`` once it serves, returns when ``stop`` is set, and sends its metric
+    updates over ``events`` (:class:`~iqgate.node.metrics.RelayedMetrics`), which a
+    thread here applies to the node's metrics.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        target: Callable[..., None],
+        settings: Settings,
+        metrics: NodeMetrics,
+    ) -> None:
         context = multiprocessing.get_context("spawn")
+        self.name = name
         self._stop: ProcessEvent = context.Event()
         self._ready: ProcessEvent = context.Event()
         self._events = context.Queue()
         self._metrics = metrics
         self._process = context.Process(
-            target=run_pipeline,
+            target=target,
             args=(settings, self._stop, self._ready, self._events, os.getpid()),
-            name="iqgate-pipeline",
+            name=f"iqgate-{name}",
         )
         self._relay = threading.Thread(target=self._relay_metrics, name="metrics", daemon=True)
 
-    def start(self, timeout_s: float = PIPELINE_START_TIMEOUT_S) -> None:
-        """Start the process and wait until its models are loaded and its threads run."""
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Start the process and wait until it serves."""
         self._process.start()
         self._relay.start()
         deadline = time.monotonic() + timeout_s
         while not self._ready.wait(0.1):
             if not self._process.is_alive():
-                raise PipelineError(
-                    f"the pipeline process exited with code {self._process.exitcode} while "
+                raise NodeProcessError(
+                    f"the {self.name} process exited with code {self._process.exitcode} while "
                     "starting (its log lines above say why: a model package, the device...)"
                 )
             if time.monotonic() > deadline:
                 self.stop()
-                raise PipelineError(f"the pipeline process was not ready after {timeout_s} s")
+                raise NodeProcessError(f"the {self.name} process was not ready after {timeout_s} s")
 
     def is_alive(self) -> bool:
         """Whether the process runs."""
         return self._process.is_alive()
 
-    def stop(self, timeout_s: float = PIPELINE_STOP_TIMEOUT_S) -> None:
-        """Ask the process to finish its batch and stop; force it after ``timeout_s``."""
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Ask the process to finish its work in hand and stop; force it after ``timeout_s``."""
         self._stop.set()
         if self._process.pid is not None:
             self._process.join(timeout_s)
             if self._process.is_alive():
-                log.warning("pipeline_forced_stop", timeout_s=timeout_s)
+                log.warning("forced_stop", process=self.name, timeout_s=timeout_s)
                 self._process.kill()
                 self._process.join(5)
         self._events.put(None)
@@ -143,6 +162,32 @@ class PipelineProcess:
                 apply_relayed(self._metrics, events)
             except (AttributeError, TypeError, ValueError):
                 log.exception("metric_relay_error")
+
+
+def run_receiver(
+    settings: Settings,
+    stop: ProcessEvent,
+    ready: ProcessEvent,
+    events: multiprocessing.Queue,  # type: ignore[type-arg]
+    parent_pid: int,
+) -> None:
+    """Entry point of an extra receiving process: an SCP on the shared port until stopped."""
+    die_with_parent(parent_pid)
+    configure_logging(settings.log_level)
+    metrics = RelayedMetrics(events, RECEIVING)
+    spool = Spool(
+        settings.spool_dir,
+        max_bytes=settings.spool_max_bytes,
+        min_free_bytes=settings.spool_min_free_bytes,
+    )
+    scp = StorageScp(settings, spool, metrics)  # type: ignore[arg-type]
+    scp.start()
+    ready.set()
+    try:
+        stop.wait()
+    finally:
+        scp.stop()
+        metrics.flush()
 
 
 def run_pipeline(
@@ -249,8 +294,12 @@ class Node:
             min_free_bytes=settings.spool_min_free_bytes,
         )
         self.metrics = NodeMetrics(self.spool)
-        self.pipeline = PipelineProcess(settings, self.metrics)
+        self.pipeline = ChildProcess("pipeline", run_pipeline, settings, self.metrics)
         self.scp = StorageScp(settings, self.spool, self.metrics)
+        self.receivers = [
+            ChildProcess(f"receiver-{index}", run_receiver, settings, self.metrics)
+            for index in range(1, settings.receive_processes)
+        ]
         self.http = OperationsServer(
             settings.http_host, settings.http_port, self.metrics, self.healthy, self.ready
         )
@@ -285,22 +334,29 @@ class Node:
         self.http.start()
         self.pipeline.start()
         self.scp.start()
+        for receiver in self.receivers:
+            receiver.start()
         self._started = True
         self.metrics.ready.set(1)
 
     def healthy(self) -> bool:
-        """Alive: the pipeline process runs."""
-        return not self._started or self.pipeline.is_alive()
+        """Alive: the pipeline and every extra receiving process run."""
+        return not self._started or self._children_alive()
 
     def ready(self) -> bool:
-        """Ready: started, listening, and the pipeline process runs."""
-        return self._started and self.pipeline.is_alive()
+        """Ready: started, listening, and the pipeline and receiving processes run."""
+        return self._started and self._children_alive()
+
+    def _children_alive(self) -> bool:
+        return all(child.is_alive() for child in (self.pipeline, *self.receivers))
 
     def stop(self) -> None:
         """Stop receiving, let the pipeline finish its batch, then stop it."""
         self.metrics.ready.set(0)
         self._started = False
         self.scp.stop()
+        for receiver in self.receivers:
+            receiver.stop()
         self.pipeline.stop()
         self.http.stop()
         log.info("stopped")
@@ -321,8 +377,9 @@ class Node:
         signal.signal(signal.SIGINT, on_signal)
         self.start()
         while not self._stop.is_set():
-            if not self.pipeline.is_alive():
-                log.error("pipeline_stopped", consequence="the node stops")
+            stopped = [c.name for c in (self.pipeline, *self.receivers) if not c.is_alive()]
+            if stopped:
+                log.error("process_stopped", processes=stopped, consequence="the node stops")
                 break
             time.sleep(0.2)
         self.stop()

@@ -158,8 +158,10 @@ RELAYED = frozenset(
     }
 )
 """The metrics the pipeline process updates (see :mod:`iqgate.node.app`)."""
+RECEIVING = frozenset({"associations", "instances", "store_seconds", "last_received"})
+"""The metrics an extra receiving process updates (``IQGATE_RECEIVE_PROCESSES``)."""
 RelayedEvent = tuple[str, tuple[str, ...], str, float]
-"""(metric attribute, label values, method: inc | observe, amount)."""
+"""(metric attribute, label values, method: inc | observe | set, amount)."""
 
 
 RELAY_INTERVAL_S = 0.25
@@ -183,19 +185,24 @@ class _RelayedMetric:
     def observe(self, amount: float) -> None:
         self._relay.add((self._name, self._labels, "observe", float(amount)))
 
+    def set(self, value: float) -> None:
+        self._relay.add((self._name, self._labels, "set", float(value)))
+
 
 class RelayedMetrics:
-    """The pipeline process's view of :class:`NodeMetrics`: same names, relayed updates.
+    """Another process's view of :class:`NodeMetrics`: the same names, relayed updates.
 
-    Updates are collected and sent as one list every :data:`RELAY_INTERVAL_S`, so
-    the receiving process spends little time on them.
+    ``names`` are the metrics it updates (:data:`RELAYED` for the pipeline process,
+    :data:`RECEIVING` for an extra receiving process). Updates are collected and sent
+    as one list every :data:`RELAY_INTERVAL_S`, so the main process spends little time
+    on them; a gauge set by several processes may step back by up to that interval.
     """
 
-    def __init__(self, queue: Queue) -> None:  # type: ignore[type-arg]
+    def __init__(self, queue: Queue, names: frozenset[str] = RELAYED) -> None:  # type: ignore[type-arg]
         self._queue = queue
         self._pending: list[RelayedEvent] = []
         self._lock = threading.Lock()
-        for name in RELAYED:
+        for name in names:
             setattr(self, name, _RelayedMetric(self, name))
         threading.Thread(target=self._send, name="metrics-relay", daemon=True).start()
 
@@ -219,7 +226,7 @@ class RelayedMetrics:
 def apply_relayed(metrics: NodeMetrics, events: list[RelayedEvent]) -> None:
     """Apply relayed updates to the receiving process's metrics."""
     for name, labels, method, amount in events:
-        if name not in RELAYED or method not in ("inc", "observe"):
+        if name not in RELAYED | RECEIVING or method not in ("inc", "observe", "set"):
             raise ValueError(f"not a relayed metric update: {(name, labels, method)!r}")
         metric = getattr(metrics, name)
         if labels:

@@ -7,9 +7,11 @@ class requires 0xA900. Receiving never waits for inference.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import ssl
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Sequence
@@ -25,7 +27,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import Verification
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.transport import AssociationServer, ThreadedAssociationServer
 
 from iqgate.config import AllowedCaller, Settings
 from iqgate.node.dimse import (
@@ -246,6 +248,34 @@ def file_meta_header(
     return b"\x00" * 128 + b"DICM" + length + elements
 
 
+class AcceptorServer(ThreadedAssociationServer):
+    """pynetdicom's threaded association server, started by :class:`StorageScp` itself.
+
+    ``AE.start_server`` cannot take a server class; ``AE.make_server`` can, but does not
+    register the server with the AE, so pynetdicom's ``shutdown`` (which unregisters
+    it) does not apply: this one stops serving and closes the socket.
+    """
+
+    def shutdown(self) -> None:
+        """Stop serving and close the listening socket."""
+        super(AssociationServer, self).shutdown()
+        self.server_close()
+
+
+class SharedPortServer(AcceptorServer):
+    """An association server whose port other processes listen on too.
+
+    With ``SO_REUSEPORT`` the kernel spreads incoming connections over every process
+    listening on the port (``IQGATE_RECEIVE_PROCESSES``): receiving is Python, so one
+    process receives on one core at most.
+    """
+
+    def server_bind(self) -> None:
+        """Set ``SO_REUSEPORT``, then bind as pynetdicom does."""
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
 class StorageScp:
     """A pynetdicom server storing images into a :class:`Spool`."""
 
@@ -254,7 +284,7 @@ class StorageScp:
         self.spool = spool
         self.metrics = metrics
         self._callers = settings.allowed_callers
-        self._server: ThreadedAssociationServer | None = None
+        self._server: AcceptorServer | None = None
         self.ae = self._build_ae()
 
     def _build_ae(self) -> AE:
@@ -293,18 +323,23 @@ class StorageScp:
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
         ]
-        self._server = self.ae.start_server(
+        server_class = SharedPortServer if self.settings.receive_processes > 1 else AcceptorServer
+        self._server = self.ae.make_server(
             (self.settings.host, self.settings.port),
-            block=False,
             evt_handlers=handlers,
             ssl_context=self._ssl_context(),
+            server_class=server_class,
         )
+        threading.Thread(
+            target=self._server.serve_forever, name="scp-acceptor", daemon=True
+        ).start()
         log.info(
             "listening",
             ae_title=self.settings.ae_title,
             host=self.settings.host,
             port=self.port,
             tls=self.settings.tls_enabled,
+            shared_port=server_class is SharedPortServer,
         )
 
     @property
