@@ -29,6 +29,7 @@ from abc import ABC, abstractmethod
 from typing import Self
 
 from dicom_factory import make_image
+from iqgate.node.app import RECEIVER_PROCESS_NAME
 from package_factory import tiny_package
 from peers import NODE_AE, NodeProcess, free_port, http_get, wait_for
 
@@ -231,6 +232,19 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def receiving_cpu_seconds(pid: int) -> float:
+    """CPU time of a node's receiving processes: the main one and any extra receivers."""
+    receivers = [child for child in descendant_pids(pid) if _comm(child) == RECEIVER_PROCESS_NAME]
+    return sum(cpu_seconds(each) for each in [pid, *receivers])
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def rss_bytes(pid: int) -> int:

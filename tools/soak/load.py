@@ -38,6 +38,7 @@ from harness import (
     parse_metrics,
     push,
     quantile,
+    receiving_cpu_seconds,
     start_push,
     wait_for,
     write_corpus,
@@ -123,10 +124,10 @@ def _rate_runs(
             if kind == "iqgate":
                 node = start_node(target, models, node_env())
                 try:
-                    cpu_before = cpu_seconds(node.process.pid)
+                    cpu_before = receiving_cpu_seconds(node.process.pid)
                     with RssSampler(node.process.pid, 0.5) as rss:
                         result = push(batches, node.port)
-                    cpu[kind].append(cpu_seconds(node.process.pid) - cpu_before)
+                    cpu[kind].append(receiving_cpu_seconds(node.process.pid) - cpu_before)
                     samples = parse_metrics(node.metrics())
                     node_runs.append(
                         {

@@ -52,11 +52,15 @@ if TYPE_CHECKING:
 
 log = get_logger("node")
 PIPELINE_NICE = 10
+PIPELINE_PROCESS_NAME = "iqgate-pipeline"
+RECEIVER_PROCESS_NAME = "iqgate-receiver"
+"""Process names (``ps``, /proc/PID/comm) of the pipeline and of extra receivers."""
 """Niceness of the pipeline process: on a small host the C-STORE handlers win the CPU."""
 START_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 60.0
 PARENT_CHECK_S = 1.0
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 
 
 class NodeProcessError(IqgateError):
@@ -72,6 +76,15 @@ def choose_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(setting)
+
+
+def name_process(name: str) -> None:
+    """Show ``name`` (15 bytes at most) for this process in ``ps``, ``top`` and /proc/PID/comm."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -173,6 +186,7 @@ def run_receiver(
 ) -> None:
     """Entry point of an extra receiving process: an SCP on the shared port until stopped."""
     die_with_parent(parent_pid)
+    name_process(RECEIVER_PROCESS_NAME)
     configure_logging(settings.log_level)
     metrics = RelayedMetrics(events, RECEIVING)
     spool = Spool(
@@ -199,6 +213,7 @@ def run_pipeline(
 ) -> None:
     """Entry point of the pipeline process: assess, deliver and purge until stopped."""
     die_with_parent(parent_pid)
+    name_process(PIPELINE_PROCESS_NAME)
     configure_logging(settings.log_level)
     try:
         os.nice(PIPELINE_NICE)
