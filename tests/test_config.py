@@ -22,6 +22,7 @@ def test_defaults_are_the_documented_ones():
     assert s.models_dir == Path("./models") and s.device == "auto" and s.overlays == "flagged"
     assert s.pacs == [] and s.allowed_calling_aes == [] and s.forward_originals is False
     assert s.normgrad_variant == "conv1x1" and s.series_quiet_s == 10.0
+    assert s.receive_processes == 2 and s.decode_processes == 1 and s.decode_timeout_s == 120.0
 
 
 def test_environment_overrides_yaml(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from peers import (
     NODE_AE,
     dciodvfy_errors,
     echoscu,
+    free_port,
     orthanc,
     require,
     running_node,
@@ -201,6 +203,20 @@ def test_two_receiving_processes_share_the_port_and_the_spool(tmp_path, models_d
             "16 instances counted as stored by the two receiving processes",
         )
         assert 'iqgate_associations_total{outcome="accepted"} 16.0' in node.metrics()
+        second = subprocess.run(
+            [sys.executable, "-m", "iqgate.cli", "serve"],
+            env={
+                **node.env,
+                "IQGATE_HTTP_PORT": str(free_port()),
+                "IQGATE_SPOOL_DIR": str(tmp_path / "second" / "spool"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert second.returncode == 1 and "is in use" in second.stderr  # no silent sharing
+        assert listening_sockets(node.port) == 2
         wait_for(
             lambda: len(list((tmp_path / "node" / "results").rglob("*.report.json"))) == 16,
             60,

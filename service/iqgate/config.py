@@ -118,7 +118,7 @@ class Settings(BaseModel):
     housekeeping_interval_s: float = Field(60.0, gt=0)
     # Associations
     max_associations: int = Field(16, gt=0)
-    receive_processes: int = Field(1, ge=1)
+    receive_processes: int = Field(2, ge=1)
     max_pdu_bytes: int = Field(0, ge=0)
     acse_timeout_s: float = Field(30.0, gt=0)
     dimse_timeout_s: float = Field(60.0, gt=0)

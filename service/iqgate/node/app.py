@@ -44,7 +44,7 @@ from iqgate.errors import IqgateError
 from iqgate.node.http import OperationsServer
 from iqgate.node.logs import configure_logging, get_logger
 from iqgate.node.metrics import RECEIVING, NodeMetrics, RelayedMetrics, apply_relayed
-from iqgate.node.scp import StorageScp
+from iqgate.node.scp import StorageScp, ensure_port_free
 from iqgate.node.spool import JobState, Spool
 
 if TYPE_CHECKING:
@@ -323,6 +323,7 @@ class Node:
 
     def start(self) -> None:
         """Recover the spool, start the pipeline (models load there), then receive."""
+        ensure_port_free(self.settings.host, self.settings.port)
         recovery = self.spool.recover_files()
         if recovery.recorded or recovery.removed:
             log.warning(

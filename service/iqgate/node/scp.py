@@ -30,6 +30,7 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AssociationServer, ThreadedAssociationServer
 
 from iqgate.config import AllowedCaller, Settings
+from iqgate.errors import IqgateError
 from iqgate.node.dimse import (
     ACCEPTED_TRANSFER_SYNTAXES,
     IMAGE_STORAGE_CLASSES,
@@ -276,6 +277,28 @@ class SharedPortServer(AcceptorServer):
         super().server_bind()
 
 
+class PortInUse(IqgateError):
+    """Something listens on the node's DICOM port already."""
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Raise :class:`PortInUse` when something listens on ``host:port`` already.
+
+    A node's receiving processes share their port (``SO_REUSEPORT``), which would also
+    let a second node started on the same port split the traffic without an error: the
+    node checks that the port is free before its first process binds it.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(
+                f"IQGATE_PORT {port} on {host} is in use (another node or program listens "
+                f"there): {exc}"
+            ) from exc
+
+
 class StorageScp:
     """A pynetdicom server storing images into a :class:`Spool`."""
 
@@ -314,7 +337,9 @@ class StorageScp:
         return context
 
     def start(self) -> None:
-        """Start listening (in background threads)."""
+        """Start listening (in background threads); on a shared port with
+        ``IQGATE_RECEIVE_PROCESSES`` > 1 (see :func:`ensure_port_free`)."""
+        shared = self.settings.receive_processes > 1
         handlers = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ACCEPTED, self._on_accepted),
@@ -323,7 +348,7 @@ class StorageScp:
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
         ]
-        server_class = SharedPortServer if self.settings.receive_processes > 1 else AcceptorServer
+        server_class = SharedPortServer if shared else AcceptorServer
         self._server = self.ae.make_server(
             (self.settings.host, self.settings.port),
             evt_handlers=handlers,
@@ -339,7 +364,7 @@ class StorageScp:
             host=self.settings.host,
             port=self.port,
             tls=self.settings.tls_enabled,
-            shared_port=server_class is SharedPortServer,
+            shared_port=shared,
         )
 
     @property
