@@ -52,10 +52,10 @@ if TYPE_CHECKING:
 
 log = get_logger("node")
 PIPELINE_NICE = 10
+"""Niceness of the pipeline process: on a small host the C-STORE handlers win the CPU."""
 PIPELINE_PROCESS_NAME = "iqgate-pipeline"
 RECEIVER_PROCESS_NAME = "iqgate-receiver"
 """Process names (``ps``, /proc/PID/comm) of the pipeline and of extra receivers."""
-"""Niceness of the pipeline process: on a small host the C-STORE handlers win the CPU."""
 START_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 60.0
 PARENT_CHECK_S = 1.0
@@ -148,7 +148,7 @@ class ChildProcess:
             if not self._process.is_alive():
                 raise NodeProcessError(
                     f"the {self.name} process exited with code {self._process.exitcode} while "
-                    "starting (its log lines above say why: a model package, the device...)"
+                    "starting (its log lines above say why: a model package, the device, the port...)"
                 )
             if time.monotonic() > deadline:
                 self.stop()
