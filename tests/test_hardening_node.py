@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dicom_factory import write_image
-from peers import http_get, require, running_node, storescu
+from peers import http_get, require, running_node, storescu, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools" / "soak"))
@@ -192,8 +192,12 @@ def test_tls_client_certificates_allow_list_private_spool_and_http_bind(tmp_path
         accepted = [name for name, run in refusals.items() if run.returncode == 0]
         assert accepted == []
         assert storescu([image], node.port, options=tls(client_key, client_crt)).returncode == 0
-        status, body = http_get(f"http://127.0.0.2:{node.http_port}/metrics")
-        assert status == 200 and b'iqgate_associations_total{outcome="rejected"} 1.0' in body
+        url = f"http://127.0.0.2:{node.http_port}/metrics"
+        wait_for(  # extra receiving processes relay their counts every 0.25 s
+            lambda: b'iqgate_associations_total{outcome="rejected"} 1.0' in http_get(url)[1],
+            10,
+            "the rejected association in /metrics, served on 127.0.0.2",
+        )
         assert http_get(f"http://127.0.0.1:{node.http_port}/metrics")[0] == 0
         assert '"calling_ae": "CT1"' in node.logs() and node.process.poll() is None
         spool = node.spool

@@ -159,8 +159,12 @@ def test_images_in_several_syntaxes_reach_orthanc_as_sc_and_sr_in_their_study(tm
         assert str(sc.PatientName) == PATIENT and sc.SpecificCharacterSet == "ISO_IR 100"
         assert sc.BurnedInAnnotation == "YES"
         assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == dcmread(plain).SOPInstanceUID
+        wait_for(
+            lambda: 'iqgate_instances_total{outcome="stored"} 7.0' in node.metrics(),
+            10,
+            "seven stored instances in /metrics",
+        )
         metrics = node.metrics()
-        assert 'iqgate_instances_total{outcome="stored"} 7.0' in metrics
         assert (
             f'iqgate_forwards_total{{destination="{pacs.destination}",outcome="success"}}'
             in metrics
@@ -178,7 +182,11 @@ def test_unknown_calling_ae_and_wrong_called_ae_are_refused(tmp_path, models_dir
         refused = echoscu(node.port, calling="STRANGER")
         assert refused.returncode != 0 and "Rejected" in refused.stderr + refused.stdout
         assert echoscu(node.port, calling="SCANNER", called="OTHER").returncode != 0
-        assert 'iqgate_associations_total{outcome="rejected"} 2.0' in node.metrics()
+        wait_for(
+            lambda: 'iqgate_associations_total{outcome="rejected"} 2.0' in node.metrics(),
+            10,
+            "two rejected associations in /metrics (extra receivers relay every 0.25 s)",
+        )
         assert '"calling_ae": "STRANGER"' in node.logs()
 
 
@@ -261,8 +269,11 @@ def test_bad_files_get_failure_statuses_and_the_node_serves_on(tmp_path, models_
         assert store_raw(truncated, node.port) in (0xA900, 0xC000)
         assert store_raw(good, node.port) == 0x0000
         assert echoscu(node.port).returncode == 0
-        metrics = node.metrics()
-        assert 'iqgate_instances_total{outcome="not_matching"}' in metrics
+        wait_for(
+            lambda: 'iqgate_instances_total{outcome="not_matching"}' in node.metrics(),
+            10,
+            "the refused instance in /metrics",
+        )
         assert "missing Pixel Data" in node.logs()
 
 

@@ -28,6 +28,7 @@ from harness import (
     kill_node,
     parse_metrics,
     push,
+    receive_metrics,
     run_cli,
     start_push,
     wait_for,
@@ -219,7 +220,7 @@ def spool_limit(work: Path, models: Path) -> dict[str, object]:
     try:
         first = push([files], node.port, options=["--no-halt"])
         refused = [f for f in files if f not in set(first.acknowledged)]
-        counted = parse_metrics(node.metrics())
+        counted = receive_metrics(node, len(files))
         wait_for(lambda: not job_states(node), 120, "the accepted jobs to be purged")
         retried = refused[:3]  # what fits under the limit once the spool is empty
         second = push([retried], node.port, options=["--no-halt"])

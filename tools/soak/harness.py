@@ -234,6 +234,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def receive_metrics(node: NodeProcess, instances: int, timeout_s: float = 10.0) -> dict[str, float]:
+    """The node's metrics once its C-STORE counters show ``instances`` requests.
+
+    Extra receiving processes relay their updates every 0.25 s, so ``/metrics`` can lag
+    the C-STORE responses by that much.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metrics = parse_metrics(node.metrics())
+        counted = sum(v for k, v in metrics.items() if k.startswith("iqgate_instances_total{"))
+        if counted >= instances or time.monotonic() > deadline:
+            return metrics
+        time.sleep(0.05)
+
+
 def receiving_cpu_seconds(pid: int) -> float:
     """CPU time of a node's receiving processes: the main one and any extra receivers."""
     receivers = [child for child in descendant_pids(pid) if _comm(child) == RECEIVER_PROCESS_NAME]

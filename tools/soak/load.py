@@ -38,6 +38,7 @@ from harness import (
     parse_metrics,
     push,
     quantile,
+    receive_metrics,
     receiving_cpu_seconds,
     start_push,
     wait_for,
@@ -128,7 +129,7 @@ def _rate_runs(
                     with RssSampler(node.process.pid, 0.5) as rss:
                         result = push(batches, node.port)
                     cpu[kind].append(receiving_cpu_seconds(node.process.pid) - cpu_before)
-                    samples = parse_metrics(node.metrics())
+                    samples = receive_metrics(node, total)
                     node_runs.append(
                         {
                             "p50_ms": _ms(histogram_quantile(samples, CSTORE, 0.5)),
