@@ -149,6 +149,7 @@ def receiving(
         decode_processes=1,
         torch_threads=1,
         spool_min_free_bytes=0,
+        receive_processes=1,  # the parts are timed in this process's SCP alone
     )
     node = Node(settings) if models else None
     if node is None:
