@@ -68,7 +68,7 @@ from pydicom.uid import Comprehensive3DSRStorage, ExplicitVRLittleEndian
 from iqgate import __version__
 from iqgate.node.equipment import iqgate_equipment
 from iqgate.node.findings import to_dicom_image_coordinates
-from iqgate.node.report import AssessmentReport, Verdict
+from iqgate.node.report import AssessmentReport, ModelRef, Verdict
 from iqgate.node.uids import IQGATE_MANUFACTURER, IQGATE_UID_ROOT, OutputUids, derive_uid
 
 IQGATE_SCHEME = "99IQGATE"
@@ -167,8 +167,24 @@ def build_sr(
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=groups,
     )
-    model = reports[0].model
     created = max(datetime.fromisoformat(report.created_at) for report in reports)
+    return _document(evidence, content[0], uids, reports[0].model, created, series_number)
+
+
+def _document(
+    evidence: Sequence[Dataset],
+    root: Dataset,
+    uids: OutputUids,
+    model: ModelRef,
+    created: datetime,
+    series_number: int,
+) -> hd.SOPClass:
+    """The SR document around the content tree ``root``, in the study of ``evidence[0]``.
+
+    The attributes highdicom's ``Comprehensive3DSR`` gives it (SOP common, patient and
+    study copied from the first source, SR document general, evidence, contributing
+    equipment), without its deep copy and re-parse of the tree.
+    """
     first = evidence[0]
     document = hd.SOPClass(
         study_instance_uid=first.StudyInstanceUID,
@@ -200,7 +216,7 @@ def build_sr(
     document.CompletionFlag = "COMPLETE"
     document.VerificationFlag = "UNVERIFIED"
     document.PreliminaryFlag = "PRELIMINARY"
-    for element in content[0]:
+    for element in root:
         document.add(element)
     document.CurrentRequestedProcedureEvidenceSequence = _evidence_references(evidence)
     document.PerformedProcedureCodeSequence = []
