@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
@@ -86,6 +87,19 @@ def _dataset_part(data: bytes) -> BytesIO:
     return BytesIO(data[position:])
 
 
+def decode_outcome(
+    decode: Callable[[], object], label: str, counts: dict[str, int], unexpected: list[str]
+) -> None:
+    """Count a decode as ``decoded`` or ``imaging_error``; anything else is unexpected."""
+    try:
+        decode()
+        counts["decoded"] += 1
+    except ImagingError:
+        counts["imaging_error"] += 1
+    except Exception as exc:  # noqa: BLE001 - what the fuzzing looks for
+        unexpected.append(f"{label}: {type(exc).__name__}: {exc}")
+
+
 def mutated_file_outcomes(examples: int, seed_value: int = 0) -> dict[str, object]:
     """Run ``examples`` mutated files through the SCP check and the decoder."""
     bases = base_files()
@@ -114,13 +128,12 @@ def mutated_file_outcomes(examples: int, seed_value: int = 0) -> dict[str, objec
             except Exception as exc:  # noqa: BLE001 - what the fuzzing looks for
                 unexpected.append(f"read_header {syntax} {mutations}: {type(exc).__name__}: {exc}")
             target.write_bytes(mutated)
-            try:
-                decode_file(target, max_pixels=FUZZ_MAX_PIXELS)
-                counts["decoded"] += 1
-            except ImagingError:
-                counts["imaging_error"] += 1
-            except Exception as exc:  # noqa: BLE001 - what the fuzzing looks for
-                unexpected.append(f"decode_file {syntax} {mutations}: {type(exc).__name__}: {exc}")
+            decode_outcome(
+                lambda: decode_file(target, max_pixels=FUZZ_MAX_PIXELS),
+                f"decode_file {syntax} {mutations}",
+                counts,
+                unexpected,
+            )
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -178,13 +191,12 @@ def attribute_outcomes(examples: int, seed_value: int = 0) -> dict[str, object]:
             ds["PixelData"].VR = "OB"
         else:
             ds.PixelData = data
-        try:
-            frames_from_dataset(ds)
-            counts["decoded"] += 1
-        except ImagingError:
-            counts["imaging_error"] += 1
-        except Exception as exc:  # noqa: BLE001 - what the fuzzing looks for
-            unexpected.append(f"{attributes} size={size} rle={rle}: {type(exc).__name__}: {exc}")
+        decode_outcome(
+            lambda: frames_from_dataset(ds),
+            f"{attributes} size={size} rle={rle}",
+            counts,
+            unexpected,
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

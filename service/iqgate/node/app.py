@@ -177,6 +177,22 @@ class ChildProcess:
                 log.exception("metric_relay_error")
 
 
+def open_spool(settings: Settings) -> Spool:
+    """The spool with the limits of ``settings`` (every process of the node opens its own)."""
+    return Spool(
+        settings.spool_dir,
+        max_bytes=settings.spool_max_bytes,
+        min_free_bytes=settings.spool_min_free_bytes,
+    )
+
+
+def _enter_child(settings: Settings, parent_pid: int, name: str) -> None:
+    """What every child process does first: die with the node, take its name, log."""
+    die_with_parent(parent_pid)
+    name_process(name)
+    configure_logging(settings.log_level)
+
+
 def run_receiver(
     settings: Settings,
     stop: ProcessEvent,
@@ -185,15 +201,9 @@ def run_receiver(
     parent_pid: int,
 ) -> None:
     """Entry point of an extra receiving process: an SCP on the shared port until stopped."""
-    die_with_parent(parent_pid)
-    name_process(RECEIVER_PROCESS_NAME)
-    configure_logging(settings.log_level)
+    _enter_child(settings, parent_pid, RECEIVER_PROCESS_NAME)
     metrics = RelayedMetrics(events, RECEIVING)
-    spool = Spool(
-        settings.spool_dir,
-        max_bytes=settings.spool_max_bytes,
-        min_free_bytes=settings.spool_min_free_bytes,
-    )
+    spool = open_spool(settings)
     scp = StorageScp(settings, spool, metrics)  # type: ignore[arg-type]
     scp.start()
     ready.set()
@@ -212,9 +222,7 @@ def run_pipeline(
     parent_pid: int,
 ) -> None:
     """Entry point of the pipeline process: assess, deliver and purge until stopped."""
-    die_with_parent(parent_pid)
-    name_process(PIPELINE_PROCESS_NAME)
-    configure_logging(settings.log_level)
+    _enter_child(settings, parent_pid, PIPELINE_PROCESS_NAME)
     try:
         os.nice(PIPELINE_NICE)
     except OSError:
@@ -238,11 +246,7 @@ def _serve_pipeline(
     from iqgate.node.routing import ModelRegistry
     from iqgate.node.workers import AssessmentWorker
 
-    spool = Spool(
-        settings.spool_dir,
-        max_bytes=settings.spool_max_bytes,
-        min_free_bytes=settings.spool_min_free_bytes,
-    )
+    spool = open_spool(settings)
     device = choose_device(settings.device)
     registry = ModelRegistry.from_directory(
         settings.models_dir,
@@ -303,11 +307,7 @@ class Node:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.spool = Spool(
-            settings.spool_dir,
-            max_bytes=settings.spool_max_bytes,
-            min_free_bytes=settings.spool_min_free_bytes,
-        )
+        self.spool = open_spool(settings)
         self.metrics = NodeMetrics(self.spool)
         self.pipeline = ChildProcess("pipeline", run_pipeline, settings, self.metrics)
         self.scp = StorageScp(settings, self.spool, self.metrics)

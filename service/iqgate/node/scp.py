@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import BinaryIO
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import read_dataset
@@ -52,19 +53,20 @@ def caller_allowed(callers: Sequence[AllowedCaller], ae_title: str, host: str) -
     return not callers or any(entry.allows(ae_title, host) for entry in callers)
 
 
-HEADER_TAGS: list[BaseTag | int] = [
-    0x00080016,  # SOP Class UID
-    0x00080018,  # SOP Instance UID
-    0x00080060,  # Modality
-    0x0020000D,  # Study Instance UID
-    0x0020000E,  # Series Instance UID
-    0x00280002,  # Samples per Pixel
-    0x00280008,  # Number of Frames
-    0x00280010,  # Rows
-    0x00280011,  # Columns
-    0x00280100,  # Bits Allocated
-]
+HEADER_KEYWORDS = (
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "Modality",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SamplesPerPixel",
+    "NumberOfFrames",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+)
 """What the node reads of a received header; the other attributes travel on unread."""
+HEADER_TAGS: list[BaseTag | int] = [BaseTag(tag_for_keyword(k)) for k in HEADER_KEYWORDS]
 PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 """Float Pixel Data, Double Float Pixel Data, Pixel Data: where the header ends."""
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -110,7 +112,7 @@ def read_header(stream: BinaryIO, transfer_syntax: str) -> ReceivedHeader:
     Reading stops at the pixel data element: its tag and declared length are noted,
     and what was really sent of it is measured (for encapsulated data by walking the
     fragment items), so a truncated image is caught without reading its pixels and a
-    10 MB image costs as much as its header. Only the :data:`HEADER_TAGS` are
+    10 MB image costs as much as its header. Only the :data:`HEADER_KEYWORDS` are
     kept, as read (pydicom converts lazily): :func:`instance_problem` converts them,
     so a malformed one is refused here; the attributes the node does not need travel
     on unread to the worker, which fails that job with its reason if it cannot use
