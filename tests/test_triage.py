@@ -86,6 +86,7 @@ def _cuda_provider_available() -> bool:
     )
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(
     not _cuda_provider_available(),
     reason="needs a CUDA device and onnxruntime-gpu (the gpu extra)",

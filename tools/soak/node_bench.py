@@ -25,6 +25,7 @@ The peers, pushes, metric parsing and spool look-ups are the hardening campaign'
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -32,8 +33,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from multiprocessing import get_context
 from pathlib import Path
 
 import torch
@@ -136,25 +139,19 @@ def write_corpus(
     """Render and encode the phantoms (kept in ``folder``: a second call reuses them).
 
     The same samples are written in every syntax (sample ``i`` is the same image), with
-    UIDs of their own per syntax so one node can receive every syntax in one run.
+    UIDs of their own per syntax so one node can receive every syntax in one run. The
+    samples are rendered and encoded in one process per CPU.
     """
     count = saturated + paced + 1
     target = folder / f"cxr-s{seed}-p{positive_fraction}-n{count}" / syntax.name
     index_file = target / "labels.json"
     if not index_file.is_file():
         target.mkdir(parents=True, exist_ok=True)
-        labels: dict[str, dict[str, object]] = {}
-        for sample in generate("cxr", count, seed=seed, positive_fraction=positive_fraction):
-            ds = phantom_dataset(sample, syntax.uid)
-            entropy = ["iqgate-node-bench", syntax.name, str(seed), str(sample.index)]
-            ds.SOPInstanceUID = generate_uid(entropy_srcs=[*entropy, "instance"])
-            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-            ds.StudyInstanceUID = generate_uid(entropy_srcs=[*entropy, "study"])
-            ds.SeriesInstanceUID = generate_uid(entropy_srcs=[*entropy, "series"])
-            name = f"{sample.index:05d}.dcm"
-            ds.save_as(target / name, enforce_file_format=True)
-            labels[name] = {"uid": str(ds.SOPInstanceUID), "label": sample.label}
-        index_file.write_text(json.dumps(labels, indent=0))
+        jobs = [(target, syntax, seed, positive_fraction, count, i) for i in range(count)]
+        workers = min(count, os.cpu_count() or 1)
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            written = list(pool.map(_write_phantom, jobs, chunksize=max(1, count // workers // 4)))
+        index_file.write_text(json.dumps(dict(written), indent=0))
     index = json.loads(index_file.read_text())
     files = [target / name for name in sorted(index)]
     return Corpus(
@@ -165,6 +162,23 @@ def write_corpus(
         labels={str(v["uid"]): int(v["label"]) for v in index.values()},
         uids={target / name: str(v["uid"]) for name, v in index.items()},
     )
+
+
+def _write_phantom(
+    job: tuple[Path, Syntax, int, float, int, int],
+) -> tuple[str, dict[str, object]]:
+    """Write sample ``index`` of the corpus; its file name and its entry in labels.json."""
+    target, syntax, seed, positive_fraction, count, index = job
+    sample = generate("cxr", count, seed=seed, positive_fraction=positive_fraction)[index]
+    ds = phantom_dataset(sample, syntax.uid)
+    entropy = ["iqgate-node-bench", syntax.name, str(seed), str(sample.index)]
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=[*entropy, "instance"])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=[*entropy, "study"])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[*entropy, "series"])
+    name = f"{sample.index:05d}.dcm"
+    ds.save_as(target / name, enforce_file_format=True)
+    return name, {"uid": str(ds.SOPInstanceUID), "label": sample.label}
 
 
 def split(files: Sequence[Path], clients: int) -> list[list[Path]]:
