@@ -10,6 +10,8 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+import torch
+import torch.nn.functional as F
 from pydantic import ValidationError
 
 from iqgate.errors import SaliencyError
@@ -424,11 +426,29 @@ def test_heat_blend_is_within_one_grey_level_of_the_exact_colour_map() -> None:
     )
 
 
-def test_overlay_refuses_a_saliency_map_at_another_resolution() -> None:
+def test_overlay_takes_the_model_map_as_if_it_were_resized_to_the_source_first() -> None:
     source = make_source()
     report, uids = make_report(source)
-    with pytest.raises(ValueError, match="resize the map to the source frame"):
-        build_overlay(source, presentation_frame(), np.zeros((32, 32)), report, uids)
+    frame = presentation_frame()
+    model_map = blob(64, 64, (40.0, 12.0), sigma=4.0)
+    at_source = F.interpolate(
+        torch.from_numpy(model_map)[None, None], size=frame.shape, mode="bilinear"
+    )[0, 0].numpy()
+
+    direct = build_overlay(source, frame, model_map, report, uids).pixel_array.astype(int)
+    via_source = build_overlay(source, frame, at_source, report, uids).pixel_array.astype(int)
+
+    assert direct.shape == via_source.shape
+    assert np.abs(direct - via_source).max() <= 4  # of 255; the two resamplings differ
+
+    def most_coloured(overlay: np.ndarray) -> np.ndarray:
+        image = overlay[overlay.shape[0] - 512 :]  # below the banner; 200 rows -> 512
+        colour = np.abs(image - image.mean(axis=-1, keepdims=True)).sum(axis=-1)
+        return np.array(np.unravel_index(np.argmax(colour), colour.shape))
+
+    assert np.abs(most_coloured(direct) - most_coloured(via_source)).max() <= 2
+    with pytest.raises(ValueError, match="2-D map"):
+        build_overlay(source, frame, np.zeros(32), report, uids)
 
 
 def test_saliency_result_needs_a_peak_for_a_box() -> None:

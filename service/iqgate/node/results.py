@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from pydicom.dataset import Dataset
 
 from iqgate.errors import SaliencyError
@@ -71,13 +69,6 @@ def _encode(ds: Dataset) -> bytes:
     buffer = BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
-
-
-def saliency_at_source(saliency: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a map [S, S] to the source frame's [H, W]."""
-    tensor = torch.from_numpy(np.ascontiguousarray(saliency, dtype=np.float32))[None, None]
-    resized = F.interpolate(tensor, size=shape, mode="bilinear", align_corners=False)
-    return resized[0, 0].clamp_(0, 1).numpy()
 
 
 class ResultWriter:
@@ -147,12 +138,7 @@ class ResultWriter:
             )
             reports.append(report)
             if overlay:
-                heat = (
-                    saliency_at_source(assessment.saliency, frames[index].shape)
-                    if assessment.saliency is not None
-                    else None
-                )
-                sc = build_overlay(header, frames[index], heat, report, uids)
+                sc = build_overlay(header, frames[index], assessment.saliency, report, uids)
                 path = folder / f"{uids.sc_instance}.sc.dcm"
                 write_atomically(path, _encode(sc))
                 outputs.append(OutputFile("sc", path, uids.sc_instance))
