@@ -82,3 +82,33 @@ def test_short_run_reports_every_section_and_loses_no_image(tmp_path):
         assert paced["lost"] == 0 and positive(paced["latency_p99_s"])
         assert positive(record["triage"][syntax]["ratio"])
     assert all(t["met"] in (True, False) for t in record["targets"]), record["targets"]
+
+
+def _round(flagged: float, every: float) -> dict[str, dict[str, dict[str, object]]]:
+    """One round of node figures for one syntax: triage path and explain-all."""
+    return {
+        mode: {"rle": {"images_per_s": rate, "flagged_fraction": 0.1, "lost": 0}}
+        for mode, rate in (("flagged", flagged), ("all", every))
+    }
+
+
+def test_rounds_report_the_median_run_and_pair_each_round_for_the_triage_ratio():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import benchmark_node
+
+    rounds = [_round(20.0, 10.0), _round(12.0, 8.0), _round(19.0, 9.0)]
+    rounds[0]["flagged"]["rle"]["paced"] = {"latency_p99_s": 0.3, "lost": 0}
+    rounds[1]["all"]["rle"]["lost"] = 2
+
+    chosen = benchmark_node.median_runs(rounds)
+    assert chosen["flagged"]["rle"]["images_per_s"] == 19.0
+    assert chosen["all"]["rle"]["images_per_s"] == 9.0
+    assert chosen["flagged"]["rle"]["paced"] == {"latency_p99_s": 0.3, "lost": 0}
+    assert chosen["flagged"]["rle"]["rounds_images_per_s"] == [20.0, 12.0, 19.0]
+    triage = benchmark_node.triage(rounds)["rle"]
+    assert triage["ratios"] == [2.0, 1.5, 2.111]
+    assert triage["ratio"] == 2.0  # the median round's pairing, not 19 / 9
+    assert benchmark_node.lost_images({"rounds": rounds}) == 2  # lost in any round counts
+
+    (single,) = rounds[:1]
+    assert "rounds_images_per_s" not in benchmark_node.median_runs([single])["all"]["rle"]

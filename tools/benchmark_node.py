@@ -10,7 +10,9 @@ saturation, and paced at half that throughput), where the node's worker spends i
 DCMTK ``storescp`` and a minimal pynetdicom write-through receiver) and the compute
 ceiling (the node's own assessment code in this process, same models and settings;
 decode excluded, and with decode beside it). ``--explain both`` runs the node twice
-(IQGATE_EXPLAIN=flagged, the default triage path, then all) and prints the ratio.
+(IQGATE_EXPLAIN=flagged, the default triage path, then all) and prints the ratio;
+``--rounds R`` alternates the two R times and reports medians, so that a host whose
+speed drifts weighs on both modes alike.
 Details and recorded figures: docs/node-speed.md. Progress goes to standard error, the
 table to standard output, every figure to ``--out``.
 
@@ -28,10 +30,12 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 TOOLS = Path(__file__).resolve().parent
@@ -73,6 +77,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, help="runs per reference receiver (3)")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="node runs per explain mode, the modes alternating; medians reported (1)",
+    )
+    parser.add_argument(
         "--syntaxes", default="uncompressed,rle,j2k", help=f"comma list of {', '.join(SYNTAXES)}"
     )
     parser.add_argument("--explain", choices=sorted(MODES), default="both")
@@ -94,8 +104,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for key, value in (SHORT if args.short else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.clients < 1 or args.images < 1 or args.paced < 0 or args.repeats < 1:
-        parser.error("--clients, --images and --repeats must be >= 1 and --paced >= 0")
+    if min(args.clients, args.images, args.repeats, args.rounds) < 1 or args.paced < 0:
+        parser.error("--clients, --images, --repeats and --rounds must be >= 1, --paced >= 0")
     unknown = [s for s in args.syntaxes.split(",") if s not in SYNTAXES]
     if unknown:
         parser.error(f"--syntaxes: unknown {unknown}; choose from {', '.join(SYNTAXES)}")
@@ -294,10 +304,11 @@ def render(record: dict) -> str:  # type: ignore[type-arg]
     if record.get("triage"):
         lines += _table(
             "Triage (IQGATE_EXPLAIN=flagged) against explaining every image (all)",
-            ["syntax", "flagged: images/s", "all: images/s", "ratio", "fraction flagged"],
+            ["syntax", "flagged: images/s", "all: images/s", "ratio", "ratio per round",
+             "fraction flagged"],
             [
                 [s, t["flagged_images_per_s"], t["all_images_per_s"], t["ratio"],
-                 t["flagged_fraction"]]
+                 " ".join(_cell(r) for r in t["ratios"]), t["flagged_fraction"]]
                 for s, t in record["triage"].items()
             ],
         )  # fmt: skip
@@ -358,17 +369,54 @@ def compute_ceilings(
     return compute
 
 
-def triage(end_to_end: dict[str, dict[str, dict[str, object]]]) -> dict[str, dict[str, object]]:
-    """Throughput of the triage path against explaining every image, per syntax."""
-    return {
-        syntax: {
-            "flagged_images_per_s": f["images_per_s"],
-            "all_images_per_s": end_to_end["all"][syntax]["images_per_s"],
-            "ratio": ratio(f["images_per_s"], end_to_end["all"][syntax]["images_per_s"]),
-            "flagged_fraction": f["flagged_fraction"],
+Runs = dict[str, dict[str, dict[str, object]]]
+"""Node figures of one round: explain mode -> syntax -> figures."""
+
+
+def median_runs(rounds: Sequence[Runs]) -> Runs:
+    """Per mode and syntax, the figures of the round with the median end-to-end throughput.
+
+    The paced phase runs in the first round only and is kept; with more than one round,
+    ``rounds_images_per_s`` lists every round's throughput.
+    """
+    chosen: Runs = {}
+    for mode, by_syntax in rounds[0].items():
+        chosen[mode] = {}
+        for syntax, first in by_syntax.items():
+            runs = sorted((r[mode][syntax] for r in rounds), key=lambda f: f["images_per_s"])  # type: ignore[arg-type, return-value]
+            figures = dict(runs[(len(runs) - 1) // 2])
+            if "paced" in first:
+                figures["paced"] = first["paced"]
+            if len(rounds) > 1:
+                figures["rounds_images_per_s"] = [r[mode][syntax]["images_per_s"] for r in rounds]
+            chosen[mode][syntax] = figures
+    return chosen
+
+
+def triage(rounds: Sequence[Runs]) -> dict[str, dict[str, object]]:
+    """Throughput of the triage path against explaining every image, per syntax.
+
+    Each round's ratio sets its two runs side by side (they ran minutes apart); the
+    median ratio is reported, with every round's beside it.
+    """
+    found = {}
+    for syntax, first in rounds[0]["flagged"].items():
+        flagged = [r["flagged"][syntax]["images_per_s"] for r in rounds]
+        every = [r["all"][syntax]["images_per_s"] for r in rounds]
+        ratios = [ratio(f, a) for f, a in zip(flagged, every, strict=True)]
+        found[syntax] = {
+            "flagged_images_per_s": _median(flagged),
+            "all_images_per_s": _median(every),
+            "ratio": _median(ratios),
+            "ratios": ratios,
+            "flagged_fraction": first["flagged_fraction"],
         }
-        for syntax, f in end_to_end["flagged"].items()
-    }
+    return found
+
+
+def _median(values: Sequence[object]) -> float | None:
+    numbers = [v for v in values if isinstance(v, float | int)]
+    return round(statistics.median(numbers), 3) if len(numbers) == len(values) else None
 
 
 def measure(args: argparse.Namespace, work: Path, record: dict[str, object]) -> None:
@@ -416,28 +464,33 @@ def measure(args: argparse.Namespace, work: Path, record: dict[str, object]) -> 
     record["receive_ceiling"] = receive
     compute = compute_ceilings(corpora, models, settings, work)
     record["compute_ceiling"] = compute
-    end_to_end: dict[str, dict[str, dict[str, object]]] = {}
-    record["end_to_end"] = end_to_end
-    for index, mode in enumerate(modes):
-        end_to_end[mode] = node_bench.node_run(
-            corpora,
-            models,
-            envs[mode],
-            clients=args.clients,
-            paced=index == 0 and args.paced > 0,
-            work=work / f"node-{mode}",
-        )
-        for syntax, figures in end_to_end[mode].items():
-            figures["ratios"] = with_ratios(figures, receive[syntax], compute[mode][syntax])
+    rounds: list[Runs] = []
+    record["rounds"] = rounds
+    for round_index in range(args.rounds):
+        runs: Runs = {}
+        for index, mode in enumerate(modes):
+            runs[mode] = node_bench.node_run(
+                corpora,
+                models,
+                envs[mode],
+                clients=args.clients,
+                paced=index == 0 and round_index == 0 and args.paced > 0,
+                work=work / f"node-{mode}-{round_index}",
+            )
+            for syntax, figures in runs[mode].items():
+                figures["ratios"] = with_ratios(figures, receive[syntax], compute[mode][syntax])
+        rounds.append(runs)
+    record["end_to_end"] = median_runs(rounds)
     if len(modes) == 2:
-        record["triage"] = triage(end_to_end)
+        record["triage"] = triage(rounds)
 
 
 def lost_images(record: dict[str, object]) -> int:
-    """Pushed images without a result, over every node phase."""
+    """Pushed images without a result, over every node phase of every round."""
     return sum(
         int(f["lost"]) + int(f.get("paced", {}).get("lost", 0))
-        for by_syntax in record["end_to_end"].values()  # type: ignore[attr-defined]
+        for runs in record["rounds"]  # type: ignore[attr-defined]
+        for by_syntax in runs.values()
         for f in by_syntax.values()
     )
 
