@@ -271,13 +271,12 @@ def disk_full(work: Path, models: Path, *, images: int = 16) -> dict[str, object
         subprocess.run(["mount", "-o", "remount,size=16m", str(mountpoint)], check=True)
         refused = [f for f in files if f not in set(first.acknowledged)]
         second = push([refused], node.port, options=["--no-halt"])
+        counted = receive_metrics(node, images + len(refused))
         return {
             "images": images,
             "first_push_acknowledged": first.succeeded,
             "refused_0xA700": int(
-                parse_metrics(node.metrics()).get(
-                    'iqgate_instances_total{outcome="out_of_resources"}', 0
-                )
+                counted.get('iqgate_instances_total{outcome="out_of_resources"}', 0)
             ),
             "files_without_job": len(on_disk - recorded),
             "jobs_without_file": len(recorded - on_disk),
