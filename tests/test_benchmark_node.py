@@ -110,5 +110,4 @@ def test_rounds_report_the_median_run_and_pair_each_round_for_the_triage_ratio()
     assert triage["ratio"] == 2.0  # the median round's pairing, not 19 / 9
     assert benchmark_node.lost_images({"rounds": rounds}) == 2  # lost in any round counts
 
-    (single,) = rounds[:1]
-    assert "rounds_images_per_s" not in benchmark_node.median_runs([single])["all"]["rle"]
+    assert "rounds_images_per_s" not in benchmark_node.median_runs(rounds[:1])["all"]["rle"]

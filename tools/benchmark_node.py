@@ -383,7 +383,7 @@ def median_runs(rounds: Sequence[Runs]) -> Runs:
     for mode, by_syntax in rounds[0].items():
         chosen[mode] = {}
         for syntax, first in by_syntax.items():
-            runs = sorted((r[mode][syntax] for r in rounds), key=lambda f: f["images_per_s"])  # type: ignore[arg-type, return-value]
+            runs = sorted((r[mode][syntax] for r in rounds), key=_images_per_s)
             figures = dict(runs[(len(runs) - 1) // 2])
             if "paced" in first:
                 figures["paced"] = first["paced"]
@@ -391,6 +391,11 @@ def median_runs(rounds: Sequence[Runs]) -> Runs:
                 figures["rounds_images_per_s"] = [r[mode][syntax]["images_per_s"] for r in rounds]
             chosen[mode][syntax] = figures
     return chosen
+
+
+def _images_per_s(figures: dict[str, object]) -> float:
+    value = figures["images_per_s"]
+    return float(value) if isinstance(value, float | int) else 0.0
 
 
 def triage(rounds: Sequence[Runs]) -> dict[str, dict[str, object]]:

@@ -70,7 +70,10 @@ _JET_TABLE = np.stack(
 
 
 def _blend_table() -> np.ndarray:
-    """Every blend of grey level ``g`` and saliency level ``s`` as packed RGB, at ``g * JET_LEVELS + s``."""
+    """Every blend of grey level ``g`` and saliency level ``s``, packed RGB.
+
+    Entry ``g * JET_LEVELS + s``.
+    """
     grey = np.linspace(0.0, 1.0, GREY_LEVELS, dtype=np.float32)[:, None, None]
     alpha = (HEAT_ALPHA * np.linspace(0.0, 1.0, JET_LEVELS, dtype=np.float32))[None, :, None]
     rgb = np.rint(255.0 * (grey + alpha * (_JET_TABLE[None] - grey))).astype(np.uint32)
@@ -90,9 +93,10 @@ def _levels(values: np.ndarray, levels: int) -> np.ndarray:
 def blend_heatmap(grey: np.ndarray, saliency: np.ndarray) -> np.ndarray:
     """Blend the jet-like colour of ``saliency`` over ``grey`` (both ``[H, W]`` in [0, 1]).
 
-    Returns uint8 RGB ``[H, W, 3]``. The opacity is :data:`HEAT_ALPHA` times the saliency. Both inputs are rounded to the
-    levels of one table of every blend (within one grey level of the exact blend; a
-    pixel without saliency keeps its grey exactly), so a pixel costs one look-up.
+    Returns uint8 RGB ``[H, W, 3]``. The opacity is :data:`HEAT_ALPHA` times the
+    saliency. Both inputs are rounded to the levels of one table of every blend (within
+    one grey level of the exact blend; a pixel without saliency keeps its grey exactly),
+    so a pixel costs one look-up.
     """
     index = _levels(grey, GREY_LEVELS) * JET_LEVELS + _levels(saliency, JET_LEVELS)
     packed = _BLEND_TABLE[index]
