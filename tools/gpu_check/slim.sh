@@ -2,7 +2,7 @@
 # Make the working tree small enough to travel to the GPU host with .gpu-kit/ (64 MiB in
 # all on this workplace's device machine; the tracked tree alone is about 65 MB).
 #
-#   tools/gpu_check/slim.sh away    # move docs/results and models/cmr-lvot into .gpu-kit/aside
+#   tools/gpu_check/slim.sh away    # move docs/results and models/cmr-lvot out of the checkout
 #   tools/gpu_check/slim.sh back    # put them back (git status is clean again)
 #   tools/gpu_check/slim.sh size    # what would travel, in MB
 #
@@ -13,12 +13,14 @@ set -euo pipefail
 
 KIT=.gpu-kit
 ASIDE=(docs/results models/cmr-lvot)
+# outside the checkout, so that nothing of it travels with the tree or with .gpu-kit
+AWAY=${TMPDIR:-/tmp}/iqgate-gpu-aside
 
 [ -d .git ] || { echo "run from the repository root" >&2; exit 2; }
 
 travelling_mb() {
     # tracked files present, untracked files git does not ignore, and the kit
-    { git ls-files -z --cached --others --exclude-standard; find "$KIT" -type f -not -path "$KIT/aside/*" -print0 2>/dev/null; } |
+    { git ls-files -z --cached --others --exclude-standard; find "$KIT" -type f -print0 2>/dev/null; } |
         { xargs -0 -r stat -c %s 2>/dev/null || true; } | awk '{s += $1} END {printf "%.1f\n", s / 1e6}'
 }
 
@@ -26,18 +28,18 @@ case "${1:-}" in
 away)
     for path in "${ASIDE[@]}"; do
         [ -e "$path" ] || continue
-        mkdir -p "$KIT/aside/$(dirname "$path")"
-        mv "$path" "$KIT/aside/$path"
+        mkdir -p "$AWAY/$(dirname "$path")"
+        mv "$path" "$AWAY/$path"
     done
     echo "travelling: $(travelling_mb) MB (the limit is 67.1 MB)"
     ;;
 back)
     for path in "${ASIDE[@]}"; do
-        [ -e "$KIT/aside/$path" ] || continue
+        [ -e "$AWAY/$path" ] || continue
         mkdir -p "$(dirname "$path")"
-        mv "$KIT/aside/$path" "$path"
+        mv "$AWAY/$path" "$path"
     done
-    rm -rf "$KIT/aside"
+    rm -rf "$AWAY"
     git status --short -- "${ASIDE[@]}"
     ;;
 size)
