@@ -39,6 +39,7 @@ from pydicom import dcmread
 from pynetdicom import AE, _config
 
 from bad_inputs import PHANTOM_IDENTIFIERS, Expect, corpus, write_file
+from iqgate.node.metrics import RELAY_INTERVAL_S
 from peers import NodeProcess, port_open, start_node, storescp
 
 HERE = Path(__file__).resolve().parent
@@ -408,6 +409,7 @@ def bad_inputs(work: Path, models: Path, *, fuzz_examples: int) -> dict[str, obj
         rows = spool_rows(node, "SELECT sop_instance_uid, state, verdict, reason FROM jobs")
         jobs = {uid: (state, verdict, reason or "") for uid, state, verdict, reason in rows}
         logs = node.logs()
+        time.sleep(2 * RELAY_INTERVAL_S)  # the pipeline's last counter updates reach /metrics
         metrics = node.metrics()
         wrong = []
         for case in cases:
