@@ -277,6 +277,16 @@ def test_bad_files_get_failure_statuses_and_the_node_serves_on(tmp_path, models_
         assert "missing Pixel Data" in node.logs()
 
 
+def _outputs_of(sent: list[Path]) -> set[str]:
+    """SOP Instance UIDs of the SC and SR that the tiny cxr model makes for ``sent``."""
+    return {
+        uid
+        for f in sent
+        for outputs in [expected_outputs(f, "tiny-cxr")]
+        for uid in (outputs.sc_instance, outputs.sr_instance)
+    }
+
+
 def test_a_node_killed_during_a_push_delivers_every_accepted_instance_once(tmp_path, models_dir):
     files = [write_image(tmp_path / "in" / f"dx-{i}.dcm", seed=100 + i) for i in range(16)]
     with storescp(tmp_path) as pacs:
@@ -314,16 +324,14 @@ def test_a_node_killed_during_a_push_delivers_every_accepted_instance_once(tmp_p
         node.kill()
         pusher.join(60)
         accepted = stored_uids(outcome["log"])
-        assert 5 <= accepted <= len(files)
+        # five files were stored; the last of them may have been killed before its response
+        assert 4 <= accepted <= len(files)
+        wanted = _outputs_of(files[:accepted])
+        # storescu sends one instance at a time: the one in flight at the kill may have
+        # been stored durably with its response lost, and then its results go out too.
+        possible = wanted | _outputs_of(files[accepted : accepted + 1])
         restarted = start_node(tmp_path / "node", models_dir, env | {"IQGATE_PORT": str(node.port)})
         try:
-            sent = files[:accepted]
-            wanted = {
-                u
-                for f in sent
-                for o in [expected_outputs(f, "tiny-cxr")]
-                for u in (o.sc_instance, o.sr_instance)
-            }
 
             def received() -> set[str]:
                 return {uid for p in pacs.files() if (uid := sop_uid_of(p))}
@@ -333,7 +341,7 @@ def test_a_node_killed_during_a_push_delivers_every_accepted_instance_once(tmp_p
             )
             time.sleep(1.0)
             uids = [sop_uid_of(p) for p in pacs.files()]
-            assert set(uids) == wanted
+            assert wanted <= set(uids) <= possible
             resent = len(uids) - len(set(uids))
             assert resent <= 2 * 32, f"{resent} re-sends: only deliveries in flight may repeat"
             assert restarted.terminate() == 0
