@@ -24,21 +24,21 @@ travelling_mb() {
         { xargs -0 -r stat -c %s 2>/dev/null || true; } | awk '{s += $1} END {printf "%.1f\n", s / 1e6}'
 }
 
+move_aside_folders() {  # move_aside_folders FROM TO
+    for path in "${ASIDE[@]}"; do
+        [ -e "$1/$path" ] || continue
+        mkdir -p "$(dirname "$2/$path")"
+        mv "$1/$path" "$2/$path"
+    done
+}
+
 case "${1:-}" in
 away)
-    for path in "${ASIDE[@]}"; do
-        [ -e "$path" ] || continue
-        mkdir -p "$AWAY/$(dirname "$path")"
-        mv "$path" "$AWAY/$path"
-    done
+    move_aside_folders . "$AWAY"
     echo "travelling: $(travelling_mb) MB (the limit is 67.1 MB)"
     ;;
 back)
-    for path in "${ASIDE[@]}"; do
-        [ -e "$AWAY/$path" ] || continue
-        mkdir -p "$(dirname "$path")"
-        mv "$AWAY/$path" "$path"
-    done
+    move_aside_folders "$AWAY" .
     rm -rf "$AWAY"
     git status --short -- "${ASIDE[@]}"
     ;;

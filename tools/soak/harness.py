@@ -260,18 +260,20 @@ def receiving_cpu_seconds(pid: int) -> float:
     return sum(cpu_seconds(each) for each in [pid, *receivers])
 
 
-def _is_resource_tracker(pid: int) -> bool:
+def _proc_file(pid: int, name: str) -> bytes:
+    """``/proc/PID/NAME``; empty once the process is gone."""
     try:
-        return b"multiprocessing.resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/{name}").read_bytes()
     except OSError:
-        return False
+        return b""
+
+
+def _is_resource_tracker(pid: int) -> bool:
+    return b"multiprocessing.resource_tracker" in _proc_file(pid, "cmdline")
 
 
 def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
+    return _proc_file(pid, "comm").decode(errors="replace").strip()
 
 
 def rss_bytes(pid: int) -> int:

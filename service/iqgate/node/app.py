@@ -315,6 +315,7 @@ class Node:
             ChildProcess(f"receiver-{index}", run_receiver, settings, self.metrics)
             for index in range(1, settings.receive_processes)
         ]
+        self.children = [self.pipeline, *self.receivers]
         self.http = OperationsServer(
             settings.http_host, settings.http_port, self.metrics, self.healthy, self.ready
         )
@@ -364,7 +365,7 @@ class Node:
         return self._started and self._children_alive()
 
     def _children_alive(self) -> bool:
-        return all(child.is_alive() for child in (self.pipeline, *self.receivers))
+        return all(child.is_alive() for child in self.children)
 
     def stop(self) -> None:
         """Stop receiving, let the pipeline finish its batch, then stop it."""
@@ -393,7 +394,7 @@ class Node:
         signal.signal(signal.SIGINT, on_signal)
         self.start()
         while not self._stop.is_set():
-            stopped = [c.name for c in (self.pipeline, *self.receivers) if not c.is_alive()]
+            stopped = [c.name for c in self.children if not c.is_alive()]
             if stopped:
                 log.error("process_stopped", processes=stopped, consequence="the node stops")
                 break

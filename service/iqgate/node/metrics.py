@@ -160,6 +160,7 @@ RELAYED = frozenset(
 """The metrics the pipeline process updates (see :mod:`iqgate.node.app`)."""
 RECEIVING = frozenset({"associations", "instances", "store_seconds", "last_received"})
 """The metrics an extra receiving process updates (``IQGATE_RECEIVE_PROCESSES``)."""
+_APPLICABLE = RELAYED | RECEIVING
 RelayedEvent = tuple[str, tuple[str, ...], str, float]
 """(metric attribute, label values, method: inc | observe | set, amount)."""
 
@@ -226,7 +227,7 @@ class RelayedMetrics:
 def apply_relayed(metrics: NodeMetrics, events: list[RelayedEvent]) -> None:
     """Apply relayed updates to the receiving process's metrics."""
     for name, labels, method, amount in events:
-        if name not in RELAYED | RECEIVING or method not in ("inc", "observe", "set"):
+        if name not in _APPLICABLE or method not in ("inc", "observe", "set"):
             raise ValueError(f"not a relayed metric update: {(name, labels, method)!r}")
         metric = getattr(metrics, name)
         if labels:
