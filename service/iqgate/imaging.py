@@ -19,8 +19,9 @@ The node batches step 2 with :func:`batch_to_model_input` (one resize per group 
 same-sized frames, host frames through pinned memory on CUDA), and a GPU decoder maps
 stored values with :func:`presentation_values`, the per-frame core of step 1.
 
-This module imports only numpy, torch and pydicom; the data package and the node both
-build on it.
+This module imports only numpy, torch and pydicom (with the JPEG Extended plugin of
+:mod:`iqgate.jpeg_extended`, registered on import so 12-bit JPEG decodes wherever
+pixel data is read); the data package and the node both build on it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ import torch.nn.functional as F
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut
 
+from iqgate import jpeg_extended
 from iqgate.errors import ImagingError
+
+jpeg_extended.register()
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 """Per-channel mean (R, G, B) of ImageNet, subtracted from images in [0, 1]."""

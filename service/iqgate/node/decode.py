@@ -38,6 +38,7 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from iqgate.errors import ImagingError
 from iqgate.imaging import frames_from_dataset
+from iqgate.node.logs import configure_logging, configured_level
 
 DEFAULT_MAX_PIXELS = 2**28
 """Default for ``IQGATE_DECODE_MAX_PIXELS``: 268 million pixels (1 GiB as float32)."""
@@ -156,8 +157,8 @@ def _exit_when_orphaned(parent_pid: int) -> None:
             os._exit(0)
 
 
-def _initialise_process(parent_pid: int) -> None:
-    """Set up a decode process: one thread, gone when the node is.
+def _initialise_process(parent_pid: int, log_level: str) -> None:
+    """Set up a decode process: one thread, gone when the node is, logs as the node's.
 
     It keeps the priority of the pipeline process that starts it: decoding is a stage
     of that pipeline, and five steps lower (nice 15 beside the worker's threads at 10)
@@ -167,6 +168,7 @@ def _initialise_process(parent_pid: int) -> None:
     SIGALRM keeps its default action, ending the process (see :func:`decode_in_process`).
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    configure_logging(log_level)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
 
@@ -218,7 +220,7 @@ class Decoder:
             max_workers=self._processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_initialise_process,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), configured_level()),
         )
 
     def _restart_pool(self) -> None:

@@ -24,6 +24,7 @@ from iqgate.node import iod_lookup
 from iqgate.node.assess import FrameAssessment
 from iqgate.node.findings import locate_finding
 from iqgate.node.overlay import build_overlay
+from iqgate.node.redaction import REDACTOR
 from iqgate.node.report import (
     AssessmentReport,
     ModelRef,
@@ -98,6 +99,7 @@ class ResultWriter:
         timings_ms: dict[str, float],
     ) -> ImageResults:
         """Write the reports and overlays of one instance, and its SR unless per series."""
+        REDACTOR.remember_dataset(header)
         card = loaded.card
         multi_frame = frames.shape[0] > 1
         folder = self.folder(header)
@@ -155,6 +157,8 @@ class ResultWriter:
         self, headers: Sequence[Dataset], reports: Sequence[AssessmentReport], *, late: bool
     ) -> OutputFile:
         """One SR for the assessed images of a series; ``late`` for images after its first SR."""
+        for header in headers:
+            REDACTOR.remember_dataset(header)
         uids = reports_uids(reports)
         if late:
             first = reports[0].source
