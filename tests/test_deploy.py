@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from iqgate.cli import build_parser
 from iqgate.config import Destination, Settings, load_settings
-from iqgate.node.dimse import ACCEPTED_TRANSFER_SYNTAXES, IMAGE_STORAGE_CLASSES, DimseStatus
+from iqgate.node.ingest.dimse import ACCEPTED_TRANSFER_SYNTAXES, IMAGE_STORAGE_CLASSES, DimseStatus
 from peers import http_get, running_node
 
 ROOT = Path(__file__).resolve().parents[1]

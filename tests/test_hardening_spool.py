@@ -17,8 +17,11 @@ from io import BytesIO
 import pytest
 
 from dicom_factory import make_image
-from iqgate.node import spool as spool_module
-from iqgate.node.spool import InstanceInfo, JobState, Spool
+from iqgate.node.ingest.recovery import recover_files
+from iqgate.node.store import files as files_module
+from iqgate.node.store.records import InstanceInfo
+from iqgate.node.store.spool import Spool
+from iqgate.node.store.states import JobState
 
 
 def encoded_image(seed: int, calling: str = "CT7") -> tuple[bytes, InstanceInfo]:
@@ -54,42 +57,42 @@ def spool(tmp_path) -> Spool:
 def test_a_job_row_lost_to_a_power_cut_is_recreated_from_its_file(spool):
     data, info = encoded_image(1)
     job_id = spool.accept(data, info).job_id
-    path = spool.job(job_id).path
-    with spool.transaction() as db:
+    path = spool.query.job(job_id).path
+    with spool.db.transaction() as db:
         db.execute("DELETE FROM jobs")  # the commit a power cut undid
-    assert spool.used_bytes == 0
-    recovery = spool.recover_files()
+    assert spool.query.used_bytes == 0
+    recovery = recover_files(spool)
     assert (recovery.recorded, recovery.removed) == (1, 0)
-    [job] = spool.jobs()
+    [job] = spool.query.jobs()
     assert job.sop_instance_uid == info.sop_instance_uid and job.state is JobState.RECEIVED
     assert job.calling_ae == "CT7" and job.path == path and job.path.read_bytes() == data
-    assert spool.used_bytes == len(data)
-    assert spool.recover_files().recorded == 0  # idempotent
+    assert spool.query.used_bytes == len(data)
+    assert recover_files(spool).recorded == 0  # idempotent
 
 
 def test_recovery_removes_half_written_duplicate_and_unreadable_files(spool):
     data, info = encoded_image(2)
-    job = spool.job(spool.accept(data, info).job_id)
+    job = spool.query.job(spool.accept(data, info).job_id)
     (spool.root / "tmp" / "dead.part").write_bytes(data[:100])
     copy = job.path.with_name(f"{info.sop_instance_uid}.aaaaaaaaaaaa.dcm")
     copy.write_bytes(data)  # a second copy whose row lost the race
     (job.path.parent / "garbage.dcm").write_bytes(b"not dicom at all")
-    recovery = spool.recover_files()
+    recovery = recover_files(spool)
     assert (recovery.recorded, recovery.removed) == (0, 3)
     assert files_in(spool) == [str(job.path.relative_to(spool.root))]
-    assert [j.state for j in spool.jobs()] == [JobState.RECEIVED]
+    assert [j.state for j in spool.query.jobs()] == [JobState.RECEIVED]
 
 
 def test_a_copy_of_a_failed_job_found_on_start_replaces_it(spool):
     data, info = encoded_image(3)
     job_id = spool.accept(data, info).job_id
-    old = spool.job(job_id).path
-    spool.claim_received("w", 1, 60)
-    spool.fail(job_id, "decode: bad codec data")
+    old = spool.query.job(job_id).path
+    spool.jobs.claim_received("w", 1, 60)
+    spool.jobs.fail(job_id, "decode: bad codec data")
     newer = old.with_name(f"{info.sop_instance_uid}.bbbbbbbbbbbb.dcm")
     newer.write_bytes(data)
-    assert spool.recover_files().recorded == 1
-    job = spool.job(job_id)
+    assert recover_files(spool).recorded == 1
+    job = spool.query.job(job_id)
     assert job.state is JobState.RECEIVED and job.path == newer and not old.exists()
 
 
@@ -99,10 +102,10 @@ def test_a_write_that_fails_leaves_nothing_behind(spool, monkeypatch):
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(spool_module.os, "fsync", disk_full)
+    monkeypatch.setattr(files_module.os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):
         spool.accept(data, info)
-    assert files_in(spool) == [] and spool.jobs() == [] and spool.used_bytes == 0
+    assert files_in(spool) == [] and spool.query.jobs() == [] and spool.query.used_bytes == 0
 
 
 def test_a_commit_that_fails_removes_the_written_file(spool, monkeypatch):
@@ -114,7 +117,7 @@ def test_a_commit_that_fails_removes_the_written_file(spool, monkeypatch):
     monkeypatch.setattr(spool, "_record", database_full)
     with pytest.raises(sqlite3.OperationalError, match="disk is full"):
         spool.accept(data, info)
-    assert files_in(spool) == [] and spool.used_bytes == 0
+    assert files_in(spool) == [] and spool.query.used_bytes == 0
 
 
 def test_spool_files_and_database_are_readable_by_the_service_user_only(tmp_path):
@@ -147,7 +150,7 @@ def test_concurrent_copies_of_one_instance_make_one_job_and_one_file(spool):
         thread.join()
     assert len({r.job_id for r in results}) == 1
     assert sum(not r.duplicate for r in results) == 1
-    assert len(files_in(spool)) == 1 and spool.used_bytes == len(data)
+    assert len(files_in(spool)) == 1 and spool.query.used_bytes == len(data)
 
 
 def test_purging_works_in_small_transactions(spool):
@@ -155,12 +158,12 @@ def test_purging_works_in_small_transactions(spool):
     for seed in range(5):
         data, info = encoded_image(10 + seed)
         ids.append(spool.accept(data, info).job_id)
-    for job in spool.claim_received("w", 10, 60):
-        spool.finish_assessment(
+    for job in spool.jobs.claim_received("w", 10, 60):
+        spool.jobs.finish_assessment(
             job.id, verdict="pass", report_path=None, outputs=[], destinations=[]
         )
-    assert spool.purge(0, chunk=2) == 5
-    assert spool.jobs() == [] and files_in(spool) == [] and spool.used_bytes == 0
+    assert spool.jobs.purge(0, chunk=2) == 5
+    assert spool.query.jobs() == [] and files_in(spool) == [] and spool.query.used_bytes == 0
 
 
 def test_the_hand_written_file_meta_is_what_pydicom_writes():
@@ -169,7 +172,7 @@ def test_the_hand_written_file_meta_is_what_pydicom_writes():
     from pydicom.filewriter import write_file_meta_info
     from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
-    from iqgate.node.scp import file_meta_header
+    from iqgate.node.ingest.header import file_meta_header
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"

@@ -14,7 +14,7 @@ from pydicom.uid import UID
 
 from dicom_factory import make_image
 from iqgate.imaging import frames_from_dataset
-from iqgate.node.dimse import ACCEPTED_TRANSFER_SYNTAXES
+from iqgate.node.ingest.dimse import ACCEPTED_TRANSFER_SYNTAXES
 from peers import require
 
 

@@ -15,6 +15,7 @@ from pydicom.errors import InvalidDicomError
 from iqgate import __version__
 from iqgate.config import Settings, SettingsError, load_settings
 from iqgate.errors import IqgateError
+from iqgate.node.store.states import JobState
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -42,11 +43,12 @@ def _dicom_files(paths: Sequence[Path]) -> Iterator[Path]:
 def _assess(args: argparse.Namespace) -> int:
     from iqgate.node.app import choose_device
     from iqgate.node.decode import Decoder
+    from iqgate.node.ingest.header import instance_info
     from iqgate.node.logs import configure_logging
     from iqgate.node.metrics import NodeMetrics
     from iqgate.node.results import ResultWriter
     from iqgate.node.routing import ModelRegistry
-    from iqgate.node.spool import InstanceInfo, JobState, Spool
+    from iqgate.node.store.spool import Spool
     from iqgate.node.workers import AssessmentWorker
 
     base = _settings(args)
@@ -67,14 +69,7 @@ def _assess(args: argparse.Namespace) -> int:
         for path in _dicom_files(args.inputs):
             try:
                 ds = dcmread(path, stop_before_pixels=True)
-                info = InstanceInfo(
-                    str(ds.SOPInstanceUID),
-                    str(ds.SOPClassUID),
-                    str(ds.StudyInstanceUID),
-                    str(ds.SeriesInstanceUID),
-                    str(ds.get("Modality", "") or ""),
-                    "OFFLINE",
-                )
+                info = instance_info(ds, "OFFLINE")
             except (InvalidDicomError, AttributeError, OSError, EOFError) as exc:
                 print(f"skipped {path}: not a DICOM image ({exc})", file=sys.stderr)
                 skipped += 1
@@ -91,7 +86,7 @@ def _assess(args: argparse.Namespace) -> int:
                 threads=settings.torch_threads,
             ),
             Decoder(0),
-            NodeMetrics(spool),
+            NodeMetrics(spool.query),
             ResultWriter(
                 args.out,
                 settings.overlays,
@@ -101,10 +96,10 @@ def _assess(args: argparse.Namespace) -> int:
         while worker.run_once():
             pass
         worker.flush_quiet_series()
-        failed = spool.jobs([JobState.FAILED])
+        failed = spool.query.jobs([JobState.FAILED])
         for job in failed:
             print(f"failed {job.sop_instance_uid}: {job.reason}", file=sys.stderr)
-        done = spool.jobs()
+        done = spool.query.jobs()
         flagged = sum(1 for j in done if j.verdict == "flagged")
         passed = sum(1 for j in done if j.verdict == "pass")
         not_assessed = sum(1 for j in done if j.verdict == "not_assessed")
@@ -116,27 +111,27 @@ def _assess(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from iqgate.node.spool import JobState, Spool
+    from iqgate.node.store.spool import Spool
 
     settings = _settings(args)
     spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes)
     if args.action == "list":
         states = [JobState(s) for s in args.state] if args.state else None
-        for job in spool.jobs(states):
+        for job in spool.query.jobs(states):
             print(
                 f"{job.id}\t{job.state.value}\t{job.verdict or '-'}\t{job.modality}\t"
                 f"{job.sop_instance_uid}\t{job.reason or ''}"
             )
-        for delivery in spool.dead_letters():
+        for delivery in spool.query.dead_letters():
             print(
                 f"dead letter\tjob {delivery.job_id}\t{delivery.kind}\t{delivery.destination}\t"
                 f"{delivery.sop_instance_uid}"
             )
     elif args.action == "retry":
-        print(f"requeued {spool.retry(args.job)} jobs and deliveries")
+        print(f"requeued {spool.jobs.retry(args.job)} jobs and deliveries")
     else:
         states = [JobState(s) for s in (args.state or ["delivered"])]
-        print(f"purged {spool.purge(args.older_than_s, states=states)} jobs")
+        print(f"purged {spool.jobs.purge(args.older_than_s, states=states)} jobs")
     return 0
 
 
@@ -160,9 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument(
         "--state",
         action="append",
-        choices=[
-            s for s in ("received", "assessing", "assessed", "results_ready", "delivered", "failed")
-        ],
+        choices=[s.value for s in JobState],
     )
     jobs.add_argument("--job", type=int, help="retry only this job id")
     jobs.add_argument("--older-than-s", type=float, default=0.0, help="purge: minimum age")

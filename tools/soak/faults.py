@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -40,23 +39,28 @@ from pynetdicom import AE, _config
 
 from bad_inputs import PHANTOM_IDENTIFIERS, Expect, corpus, write_file
 from iqgate.node.metrics import RELAY_INTERVAL_S
+from iqgate.node.store.queries import SpoolQueries
+from iqgate.node.store.states import FINISHED, DeliveryState, JobState
 from peers import NodeProcess, port_open, start_node, storescp
 
 HERE = Path(__file__).resolve().parent
-FINISHED = ("delivered", "failed")
 
 
 # -- looking into a node's spool ----------------------------------------------------------
-def spool_rows(node: NodeProcess, query: str) -> list[tuple]:
-    """Rows of a read-only query on the node's job table."""
-    uri = f"file:{node.spool / 'jobs.sqlite3'}?mode=ro"
-    with sqlite3.connect(uri, uri=True, timeout=30) as db:
-        return db.execute(query).fetchall()
+@contextmanager
+def spool_query(node: NodeProcess) -> Iterator[SpoolQueries]:
+    """Read-only queries on the node's spool (the store's query API)."""
+    query = SpoolQueries.open(node.spool)
+    try:
+        yield query
+    finally:
+        query.close()
 
 
-def job_states(node: NodeProcess) -> dict[str, str]:
+def job_states(node: NodeProcess) -> dict[str, JobState]:
     """SOP Instance UID -> job state."""
-    return dict(spool_rows(node, "SELECT sop_instance_uid, state FROM jobs"))
+    with spool_query(node) as query:
+        return query.job_states()
 
 
 def all_finished(node: NodeProcess, expected_jobs: int) -> bool:
@@ -65,10 +69,10 @@ def all_finished(node: NodeProcess, expected_jobs: int) -> bool:
     return len(states) >= expected_jobs and all(s in FINISHED for s in states.values())
 
 
-def delivery_uids(node: NodeProcess, state: str | None = None) -> set[str]:
+def delivery_uids(node: NodeProcess, state: DeliveryState | None = None) -> set[str]:
     """SOP Instance UIDs of the outputs queued for delivery (optionally in one state)."""
-    where = f" WHERE state = '{state}'" if state else ""
-    return {r[0] for r in spool_rows(node, f"SELECT sop_instance_uid FROM deliveries{where}")}
+    with spool_query(node) as query:
+        return {d.sop_instance_uid for d in query.deliveries(state)}
 
 
 ORPHAN_GRACE_S = 20.0
@@ -182,8 +186,10 @@ def pacs_failure_status(work: Path, models: Path, *, images: int) -> dict[str, o
             push([files], node.port)
 
             def all_dead() -> bool:
-                states = spool_rows(node, "SELECT state FROM deliveries")
-                return len(states) >= images and all(s == ("dead",) for s in states)
+                with spool_query(node) as query:
+                    counts = query.deliveries_by_state()
+                dead = sum(n for (_, state), n in counts.items() if state is DeliveryState.DEAD)
+                return dead >= images and dead == sum(counts.values())
 
             wait_for(all_dead, 120, "every delivery to become a dead letter")
             metrics = parse_metrics(node.metrics())
@@ -264,7 +270,8 @@ def disk_full(work: Path, models: Path, *, images: int = 16) -> dict[str, object
         node = start_node(work / "node-full", models, env)
         first = push([files], node.port, options=["--no-halt"])
         spool = mountpoint / "spool"
-        recorded = {r[0] for r in spool_rows(node, "SELECT path FROM jobs")}
+        with spool_query(node) as query:
+            recorded = query.recorded_paths()
         on_disk = {str(p.relative_to(spool)) for p in (spool / "objects").glob("*/*.dcm")}
         leftovers = list((spool / "tmp").iterdir())
         acked_uids = {sop_uid_of(p) for p in first.acknowledged}
@@ -406,8 +413,8 @@ def bad_inputs(work: Path, models: Path, *, fuzz_examples: int) -> dict[str, obj
         after = push([good], node.port)
         stored = [c for c in cases if c.expect is not Expect.REFUSED]
         wait_for(lambda: all_finished(node, len(stored) + 1), 120, "the stored cases to finish")
-        rows = spool_rows(node, "SELECT sop_instance_uid, state, verdict, reason FROM jobs")
-        jobs = {uid: (state, verdict, reason or "") for uid, state, verdict, reason in rows}
+        with spool_query(node) as query:
+            jobs = {j.sop_instance_uid: (j.state, j.verdict, j.reason or "") for j in query.jobs()}
         logs = node.logs()
         time.sleep(2 * RELAY_INTERVAL_S)  # the pipeline's last counter updates reach /metrics
         metrics = node.metrics()
@@ -421,7 +428,7 @@ def bad_inputs(work: Path, models: Path, *, fuzz_examples: int) -> dict[str, obj
                 ok = ok and state is None and case.reason in logs
                 outcome["outcome"] = "refused"
             elif case.expect is Expect.FAILED:
-                ok = status == "0x0000" and state == "failed" and case.reason in reason
+                ok = status == "0x0000" and state is JobState.FAILED and case.reason in reason
                 outcome["outcome"] = f"failed: {reason[:160]}"
             else:
                 ok = status == "0x0000" and verdict == "not_assessed"

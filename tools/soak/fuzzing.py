@@ -1,8 +1,8 @@
 """Fuzzing the decode path with hypothesis: mutated files and random image attributes.
 
 The contract under test: for any bytes, the SCP's header check
-(:func:`iqgate.node.scp.read_header` + :func:`~iqgate.node.scp.instance_problem`)
-raises nothing but :data:`iqgate.node.scp.PARSE_ERRORS`, and the worker's decode
+(:func:`iqgate.node.ingest.header.read_header` + :func:`~iqgate.node.ingest.header.instance_problem`)
+raises nothing but :data:`iqgate.node.ingest.header.PARSE_ERRORS`, and the worker's decode
 (:func:`iqgate.node.decode.decode_file`, :func:`iqgate.imaging.frames_from_dataset`)
 raises nothing but :class:`iqgate.errors.ImagingError`. Anything else is collected as
 ``unexpected`` with the mutation that caused it.
@@ -27,7 +27,7 @@ from dicom_factory import make_image
 from iqgate.errors import ImagingError
 from iqgate.imaging import frames_from_dataset
 from iqgate.node.decode import decode_file
-from iqgate.node.scp import PARSE_ERRORS, instance_problem, read_header
+from iqgate.node.ingest.header import PARSE_ERRORS, instance_problem, read_header
 
 FUZZ_MAX_PIXELS = 2**22
 """The decode guard during fuzzing: mutated dimensions must not allocate much."""

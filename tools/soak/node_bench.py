@@ -40,7 +40,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import torch
-from faults import all_finished, job_states, spool_rows
+from faults import all_finished, job_states, spool_query
 from harness import (
     cpu_seconds,
     descendant_pids,
@@ -71,6 +71,7 @@ from iqgate.node.gpu_decode import DeviceImage, GpuDecoder, frame_decoder
 from iqgate.node.metrics import RELAY_INTERVAL_S
 from iqgate.node.results import ResultWriter
 from iqgate.node.routing import LoadedModel, ModelRegistry
+from iqgate.node.store.states import JobState
 from peers import NodeProcess, port_open, start_node
 
 HERE = Path(__file__).resolve()
@@ -459,34 +460,28 @@ def outcomes(
     node: NodeProcess, corpus: Corpus, files: Sequence[Path], started_epoch: float
 ) -> dict[str, object]:
     """Per-image outcome, latency and verdict of ``files`` from the node's job table."""
-    rows = {
-        r[0]: r
-        for r in spool_rows(
-            node,
-            "SELECT sop_instance_uid, state, verdict, received_at, finished_at, report_path "
-            "FROM jobs",
-        )
-    }
+    with spool_query(node) as query:
+        jobs = {job.sop_instance_uid: job for job in query.jobs()}
     latencies: list[float] = []
     finished: list[float] = []
     failed = missing = without_report = flagged = positives = 0
     for path in files:
         uid = corpus.uids[path]
         positives += corpus.labels[uid]
-        row = rows.get(uid)
-        if row is None:
+        job = jobs.get(uid)
+        if job is None:
             missing += 1
             continue
-        _, state, verdict, received_at, finished_at, report_path = row
-        if state == "failed":
+        if job.state is JobState.FAILED:
             failed += 1
             continue
-        if state != "delivered" or not report_path or not Path(report_path).is_file():
+        delivered = job.state is JobState.DELIVERED and job.finished_at is not None
+        if not delivered or not job.report_path or not Path(job.report_path).is_file():
             without_report += 1
             continue
-        latencies.append(finished_at - received_at)
-        finished.append(finished_at)
-        flagged += verdict == "flagged"
+        latencies.append(job.finished_at - job.received_at)
+        finished.append(job.finished_at)
+        flagged += job.verdict == "flagged"
     n = len(files)
     results = len(latencies)
     wall = max(finished) - started_epoch if finished else None
@@ -517,7 +512,7 @@ def wait_done(node: NodeProcess, expected_jobs: int, images: int, what: str) -> 
     except AssertionError as exc:
         states: dict[str, int] = {}
         for state in job_states(node).values():
-            states[state] = states.get(state, 0) + 1
+            states[state.value] = states.get(state.value, 0) + 1
         raise RuntimeError(f"{exc}; job states now: {states}; node log: {node.log_path}") from None
 
 

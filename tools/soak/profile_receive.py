@@ -8,7 +8,7 @@ small random models, settings of the load campaign, logs at info to a file), and
 rate and CPU ms per image (the receiving process only); then the CPU
 (``time.thread_time`` of the association thread) and wall time per image of each part
 of the C-STORE handler; with ``--cprofile``, the top functions of the association and
-DUL threads. ``--scp-only`` runs the :class:`~iqgate.node.scp.StorageScp` alone (no
+DUL threads. ``--scp-only`` runs the :class:`~iqgate.node.ingest.scp.StorageScp` alone (no
 pipeline process, no models). The pipeline process logs to stderr: ``2>/dev/null``.
 """
 
@@ -36,11 +36,11 @@ from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 
 from iqgate.config import Settings
-from iqgate.node import scp as scp_module
 from iqgate.node.app import Node
+from iqgate.node.ingest import scp as scp_module
 from iqgate.node.logs import configure_logging
 from iqgate.node.metrics import NodeMetrics
-from iqgate.node.spool import Spool
+from iqgate.node.store.spool import Spool
 from peers import port_open
 
 HERE = Path(__file__).resolve().parent
@@ -97,8 +97,11 @@ def instrumented(scp: scp_module.StorageScp, times: PartTimes) -> Iterator[None]
         scp._on_store = times.wrap("_on_store (whole handler)", scp._on_store)  # type: ignore[method-assign]
         for name in module_parts:
             setattr(scp_module, name, times.wrap(name, saved[name]))
-        for name in ("has_room_for", "accept", "_write_durably", "_record", "_settle"):
+        for name in ("has_room_for", "accept", "record_file"):
             setattr(spool, name, times.wrap(f"Spool.{name}", getattr(spool, name)))
+        spool.files.write_durably = times.wrap(  # type: ignore[method-assign]
+            "ObjectFiles.write_durably", spool.files.write_durably
+        )
         shutil.disk_usage = times.wrap("shutil.disk_usage (statvfs)", disk_usage)
         scp_module.log = TimedProxy(saved["log"], "log", times)  # type: ignore[assignment]
         for name in ("store_seconds", "instances", "last_received"):
@@ -154,7 +157,7 @@ def receiving(
     node = Node(settings) if models else None
     if node is None:
         spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes)
-        scp = scp_module.StorageScp(settings, spool, NodeMetrics(spool))
+        scp = scp_module.StorageScp(settings, spool, NodeMetrics(spool.query))
     else:
         scp = node.scp
     profiles: list[cProfile.Profile] = []

@@ -42,10 +42,12 @@ from typing import TYPE_CHECKING
 from iqgate.config import Settings
 from iqgate.errors import IqgateError
 from iqgate.node.http import OperationsServer
+from iqgate.node.ingest.recovery import recover_files
+from iqgate.node.ingest.scp import StorageScp, ensure_port_free
 from iqgate.node.logs import configure_logging, get_logger
 from iqgate.node.metrics import RECEIVING, NodeMetrics, RelayedMetrics, apply_relayed
-from iqgate.node.scp import StorageScp, ensure_port_free
-from iqgate.node.spool import JobState, Spool
+from iqgate.node.store.spool import Spool
+from iqgate.node.store.states import JobState
 
 if TYPE_CHECKING:
     import torch
@@ -294,8 +296,8 @@ def _serve_pipeline(
 def _housekeep(settings: Settings, spool: Spool, finished: threading.Event) -> None:
     while not finished.wait(settings.housekeeping_interval_s):
         try:
-            spool.release_expired_leases()
-            purged = spool.purge(settings.retention_s)
+            spool.jobs.release_expired_leases()
+            purged = spool.jobs.purge(settings.retention_s)
             if purged:
                 log.info("purged", jobs=purged)
         except Exception:
@@ -308,7 +310,7 @@ class Node:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.spool = open_spool(settings)
-        self.metrics = NodeMetrics(self.spool)
+        self.metrics = NodeMetrics(self.spool.query)
         self.pipeline = ChildProcess("pipeline", run_pipeline, settings, self.metrics)
         self.scp = StorageScp(settings, self.spool, self.metrics)
         self.receivers = [
@@ -325,7 +327,7 @@ class Node:
     def start(self) -> None:
         """Recover the spool, start the pipeline (models load there), then receive."""
         ensure_port_free(self.settings.host, self.settings.port)
-        recovery = self.spool.recover_files()
+        recovery = recover_files(self.spool)
         if recovery.recorded or recovery.removed:
             log.warning(
                 "spool_recovered",
@@ -333,8 +335,8 @@ class Node:
                 removed=recovery.removed,
                 cause="files without a job row: the previous run was killed or lost power",
             )
-        resumed = self.spool.resume()
-        counts = self.spool.counts()
+        resumed = self.spool.jobs.resume()
+        counts = self.spool.query.counts()
         log.info(
             "starting",
             resumed=resumed,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.filereader import read_file_meta_info
@@ -18,11 +19,32 @@ from pynetdicom import AE
 from iqgate.config import Destination, Settings
 from iqgate.node.logs import get_logger
 from iqgate.node.metrics import NodeMetrics
-from iqgate.node.spool import Delivery, Spool
+from iqgate.node.store.records import Delivery
+from iqgate.node.store.spool import Spool
 
 log = get_logger("forward")
 SUCCESS_OR_WARNING = {0x0000, 0x0107, 0x0116, 0xB000, 0xB007, 0xB006}
 CLAIM_LIMIT = 32
+
+
+@dataclass(frozen=True)
+class ExponentialBackoff:
+    """Retry after ``base_s``, doubling per attempt up to ``max_s``; give up at ``limit``."""
+
+    limit: int
+    base_s: float
+    max_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ExponentialBackoff:
+        """The back-off of the ``retry_*`` settings."""
+        return cls(settings.retry_limit, settings.retry_base_s, settings.retry_max_s)
+
+    def retry_after_s(self, attempts: int) -> float | None:
+        """Seconds until attempt ``attempts + 1``, or None after the last allowed one."""
+        if attempts >= self.limit:
+            return None
+        return min(self.max_s, self.base_s * 2 ** (attempts - 1))
 
 
 def _contexts(paths: Sequence[Path]) -> dict[str, set[str]]:
@@ -43,6 +65,7 @@ class Forwarder:
         self.settings = settings
         self.spool = spool
         self.metrics = metrics
+        self.retry = ExponentialBackoff.from_settings(settings)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"forward-{destination}", daemon=True
@@ -60,7 +83,7 @@ class Forwarder:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                deliveries = self.spool.claim_deliveries(
+                deliveries = self.spool.deliveries.claim(
                     str(self.destination), CLAIM_LIMIT, lease_s=self.settings.forward_timeout_s * 4
                 )
                 if deliveries:
@@ -73,14 +96,7 @@ class Forwarder:
         self.spool.close()
 
     def _failed(self, delivery: Delivery, error: str) -> None:
-        s = self.settings
-        dead = self.spool.delivery_failed(
-            delivery.id,
-            error,
-            retry_limit=s.retry_limit,
-            base_s=s.retry_base_s,
-            max_s=s.retry_max_s,
-        )
+        dead = self.spool.deliveries.failed(delivery.id, error, self.retry)
         self.metrics.forwards.labels(str(self.destination), "dead" if dead else "failure").inc()
         log.warning(
             "forward_failed",
@@ -122,7 +138,7 @@ class Forwarder:
                 code = int(status.Status) if status and "Status" in status else None
                 handled.add(delivery.id)
                 if code in SUCCESS_OR_WARNING:
-                    self.spool.delivery_succeeded(delivery.id)
+                    self.spool.deliveries.succeeded(delivery.id)
                     self.metrics.forwards.labels(str(self.destination), "success").inc()
                     log.info(
                         "forwarded",
@@ -138,7 +154,7 @@ class Forwarder:
                 assoc.release()
             for delivery in present:
                 if delivery.id not in handled:
-                    self.spool.release_delivery(delivery.id)
+                    self.spool.deliveries.release(delivery.id)
             self.metrics.stage_seconds.labels("forward").observe(
                 (time.perf_counter() - started) / max(1, len(handled))
             )

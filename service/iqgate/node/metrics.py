@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from iqgate.node.spool import DeliveryState, Spool
+from iqgate.node.store.queries import SpoolQueries
+from iqgate.node.store.states import DeliveryState
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 2.5, 5, 10, 30, 60, 300)
 CSTORE_BUCKETS_S = (
@@ -48,7 +49,7 @@ STAGES = ("decode", "inference", "explain", "encode", "forward")
 class SpoolCollector(Collector):
     """Queue depth, disk use and dead letters, read from the spool at scrape time."""
 
-    def __init__(self, spool: Spool) -> None:
+    def __init__(self, spool: SpoolQueries) -> None:
         self._spool = spool
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -71,8 +72,8 @@ class SpoolCollector(Collector):
         )
         dead_by_destination: dict[str, int] = {}
         for (destination, state), count in self._spool.deliveries_by_state().items():
-            deliveries.add_metric([destination, state], count)
-            if state == DeliveryState.DEAD.value:
+            deliveries.add_metric([destination, state.value], count)
+            if state is DeliveryState.DEAD:
                 dead_by_destination[destination] = count
         for destination, count in dead_by_destination.items():
             dead.add_metric([destination], count)
@@ -83,7 +84,7 @@ class SpoolCollector(Collector):
 class NodeMetrics:
     """Every metric the node exports."""
 
-    def __init__(self, spool: Spool | None = None) -> None:
+    def __init__(self, spool: SpoolQueries | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.associations = Counter(

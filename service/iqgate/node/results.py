@@ -34,8 +34,8 @@ from iqgate.node.report import (
     Verdict,
 )
 from iqgate.node.routing import LoadedModel
-from iqgate.node.spool import OutputFile
 from iqgate.node.sr import build_sr
+from iqgate.node.store.records import OutputFile
 from iqgate.node.uids import OutputKind, OutputUids, derive_uid
 
 OverlayPolicy = Literal["flagged", "all", "none"]

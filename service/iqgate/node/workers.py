@@ -33,7 +33,9 @@ from iqgate.node.logs import get_logger
 from iqgate.node.metrics import NodeMetrics
 from iqgate.node.results import ResultWriter, read_reports
 from iqgate.node.routing import LoadedModel, ModelRegistry
-from iqgate.node.spool import Job, JobState, OutputFile, Spool
+from iqgate.node.store.records import Job, OutputFile
+from iqgate.node.store.spool import Spool
+from iqgate.node.store.states import JobState
 from iqgate.node.uids import is_own_output
 
 log = get_logger("worker")
@@ -153,13 +155,13 @@ class AssessmentWorker:
     # -- one batch ---------------------------------------------------------------------
     def _claim_batch(self) -> list[Job]:
         s = self.settings
-        jobs = self.spool.claim_received(self.name, s.batch_max, s.lease_s)
+        jobs = self.spool.jobs.claim_received(self.name, s.batch_max, s.lease_s)
         if not jobs:
             return jobs
         deadline = time.monotonic() + s.batch_wait_ms / 1000
         while len(jobs) < s.batch_max and time.monotonic() < deadline and not self._stop.is_set():
             time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
-            jobs += self.spool.claim_received(self.name, s.batch_max - len(jobs), s.lease_s)
+            jobs += self.spool.jobs.claim_received(self.name, s.batch_max - len(jobs), s.lease_s)
         return jobs
 
     def run_once(self) -> bool:
@@ -220,7 +222,7 @@ class AssessmentWorker:
 
     def _not_assessed(self, job: Job, reason: str) -> None:
         self.metrics.not_assessed.labels(reason).inc()
-        self.spool.finish_assessment(
+        self.spool.jobs.finish_assessment(
             job.id,
             verdict=NOT_ASSESSED,
             report_path=None,
@@ -237,7 +239,7 @@ class AssessmentWorker:
             reason=reason,
             calling_ae=job.calling_ae,
         )
-        self.spool.fail(job.id, f"{stage}: {reason}")
+        self.spool.jobs.fail(job.id, f"{stage}: {reason}")
 
     def _assess_group(self, group: Sequence[RoutedJob]) -> list[AssessedImage]:
         loaded = group[0].model
@@ -281,7 +283,7 @@ class AssessmentWorker:
             return
         self.metrics.stage_seconds.labels("encode").observe(time.perf_counter() - started)
         verdict = "flagged" if results.flagged else "pass"
-        self.spool.finish_assessment(
+        self.spool.jobs.finish_assessment(
             job.id,
             verdict=verdict,
             report_path=str(results.report_path),
@@ -305,14 +307,14 @@ class AssessmentWorker:
     # -- series SRs --------------------------------------------------------------------
     def flush_quiet_series(self) -> bool:
         """Write one SR for each series that has been quiet long enough."""
-        groups = self.spool.quiet_series(self.settings.series_quiet_s)
+        groups = self.spool.jobs.quiet_series(self.settings.series_quiet_s)
         for group in groups:
-            jobs = self.spool.jobs_in_group(group, JobState.ASSESSED)
+            jobs = self.spool.jobs.in_group(group, JobState.ASSESSED)
             if not jobs:
                 continue
-            earlier = self.spool.jobs_in_group(
+            earlier = self.spool.jobs.in_group(
                 group, JobState.RESULTS_READY
-            ) or self.spool.jobs_in_group(group, JobState.DELIVERED)
+            ) or self.spool.jobs.in_group(group, JobState.DELIVERED)
             try:
                 headers = [dcmread(job.path, stop_before_pixels=True) for job in jobs]
                 reports = [r for job in jobs for r in read_reports(Path(str(job.report_path)))]
@@ -321,6 +323,6 @@ class AssessmentWorker:
                 for job in jobs:
                     self._fail(job, "encode", f"series SR: {type(exc).__name__}: {exc}")
                 continue
-            self.spool.finish_group([job.id for job in jobs], [output], self._destinations)
+            self.spool.jobs.finish_group([job.id for job in jobs], [output], self._destinations)
             log.info("series_reported", series_uid=group, images=len(jobs))
         return bool(groups)
