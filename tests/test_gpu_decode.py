@@ -19,7 +19,6 @@ from iqgate.cli import main
 from iqgate.data.phantoms import generate, write_dicom
 from iqgate.errors import ImagingError
 from iqgate.imaging import frames_from_dataset
-from iqgate.node import workers
 from iqgate.node.decode import DecodedImage, Decoder, decode_file
 from iqgate.node.gpu_decode import (
     DeviceImage,
@@ -31,6 +30,7 @@ from iqgate.node.gpu_decode import (
     frame_decoder,
     presentation_on_device,
 )
+from iqgate.node.pipeline import build as pipeline_build
 from package_factory import tiny_package
 
 
@@ -169,7 +169,7 @@ def test_the_worker_assesses_device_frames_as_it_assesses_host_frames(
         return openjpeg_codec(frames, shapes)
 
     monkeypatch.setattr(
-        workers,
+        pipeline_build,
         "frame_decoder",
         lambda cpu, device, max_pixels: GpuDecoder(
             cpu, device, counting_codec, max_pixels=max_pixels

@@ -49,9 +49,8 @@ from load import node_env
 from node_bench import SYNTAXES, Corpus, say
 
 from iqgate.config import Settings, load_settings
-from iqgate.node.app import choose_device
 from iqgate.node.logs import configure_logging
-from iqgate.node.routing import ModelRegistry
+from iqgate.node.pipeline.build import build_pipeline, choose_device
 from iqgate.packages import export_onnx, find_packages, onnx_is_current
 
 MODES = {"flagged": ["flagged"], "all": ["all"], "both": ["flagged", "all"]}
@@ -348,22 +347,30 @@ NODE_SETTINGS = {
 def compute_ceilings(
     corpora: list[Corpus], models: Path, settings: dict[str, Settings], work: Path
 ) -> dict[str, dict[str, dict[str, object]]]:
-    """The engine in this process, per explain mode and syntax, with the node's models."""
-    first = next(iter(settings.values()))
-    device = choose_device(first.device)
-    say(f"compute ceiling: loading the models on {device}")
-    registry = ModelRegistry.from_directory(
-        models, device, use_onnx=first.classifier == "onnx", threads=first.torch_threads
-    )
+    """The engine in this process, per explain mode and syntax, with the node's models
+    and the node's pipeline (:func:`~iqgate.node.pipeline.build.build_pipeline`)."""
     compute: dict[str, dict[str, dict[str, object]]] = {}
+    device = torch.device("cpu")
     for mode, mode_settings in settings.items():
+        pipeline = build_pipeline(
+            mode_settings.model_copy(
+                update={
+                    "models_dir": models,
+                    "results_dir": work / "engine-results",
+                    "decode_processes": 0,
+                }
+            )
+        )
+        device = pipeline.device
+        say(f"compute ceiling: models loaded on {device}")
         compute[mode] = {}
         for corpus in corpora:
             say(f"compute ceiling, {corpus.syntax.name}, explain={mode}")
             compute[mode][corpus.syntax.name] = node_bench.engine_ceiling(
-                registry, corpus.saturated, mode_settings, work
+                pipeline, corpus.saturated, mode_settings
             )
-    del registry
+        pipeline.close()
+        del pipeline
     if device.type == "cuda":
         torch.cuda.empty_cache()  # the node gets the GPU to itself
     return compute

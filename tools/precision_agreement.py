@@ -34,8 +34,8 @@ from iqgate.config import Settings
 from iqgate.data.phantoms import generate
 from iqgate.data.phantoms.dicom_writer import phantom_dataset
 from iqgate.imaging import frames_from_dataset
-from iqgate.node.app import choose_device
 from iqgate.node.assess import ExplainPolicy, assess_frames
+from iqgate.node.pipeline.build import choose_device
 from iqgate.node.routing import LoadedModel, ModelRegistry
 from iqgate.study.packaging import TASKS
 

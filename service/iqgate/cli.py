@@ -41,15 +41,12 @@ def _dicom_files(paths: Sequence[Path]) -> Iterator[Path]:
 
 
 def _assess(args: argparse.Namespace) -> int:
-    from iqgate.node.app import choose_device
-    from iqgate.node.decode import Decoder
     from iqgate.node.ingest.header import instance_info
     from iqgate.node.logs import configure_logging
     from iqgate.node.metrics import NodeMetrics
-    from iqgate.node.results import ResultWriter
-    from iqgate.node.routing import ModelRegistry
+    from iqgate.node.pipeline.build import build_pipeline
+    from iqgate.node.pipeline.worker import AssessmentWorker
     from iqgate.node.store.spool import Spool
-    from iqgate.node.workers import AssessmentWorker
 
     base = _settings(args)
     configure_logging(base.log_level)
@@ -62,6 +59,7 @@ def _assess(args: argparse.Namespace) -> int:
                 "series_quiet_s": 0.0,
                 "batch_wait_ms": 0.0,
                 "forward_originals": False,
+                "decode_processes": 0,
             }
         )
         spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes)
@@ -75,27 +73,12 @@ def _assess(args: argparse.Namespace) -> int:
                 skipped += 1
                 continue
             spool.accept(path.read_bytes(), info)
-        device = choose_device(settings.device)
-        worker = AssessmentWorker(
-            settings,
-            spool,
-            ModelRegistry.from_directory(
-                settings.models_dir,
-                device,
-                use_onnx=settings.classifier == "onnx",
-                threads=settings.torch_threads,
-            ),
-            Decoder(0),
-            NodeMetrics(spool.query),
-            ResultWriter(
-                args.out,
-                settings.overlays,
-                f"normgrad-{settings.normgrad_variant} {settings.normgrad_layers}",
-            ),
-        )
+        pipeline = build_pipeline(settings)
+        worker = AssessmentWorker(settings, spool, pipeline, NodeMetrics(spool.query))
         while worker.run_once():
             pass
         worker.flush_quiet_series()
+        pipeline.close()
         failed = spool.query.jobs([JobState.FAILED])
         for job in failed:
             print(f"failed {job.sop_instance_uid}: {job.reason}", file=sys.stderr)

@@ -65,11 +65,11 @@ from pydicom.uid import (
 from iqgate.config import Settings
 from iqgate.data.phantoms import generate
 from iqgate.data.phantoms.dicom_writer import phantom_dataset
-from iqgate.node.assess import ExplainPolicy, assess_frames
+from iqgate.node.assess import assess_frames
 from iqgate.node.decode import DecodedImage, Decoder
-from iqgate.node.gpu_decode import DeviceImage, GpuDecoder, frame_decoder
+from iqgate.node.gpu_decode import DeviceImage, GpuDecoder
 from iqgate.node.metrics import RELAY_INTERVAL_S
-from iqgate.node.results import ResultWriter
+from iqgate.node.pipeline.build import Pipeline
 from iqgate.node.routing import LoadedModel, ModelRegistry
 from iqgate.node.store.states import JobState
 from peers import NodeProcess, port_open, start_node
@@ -267,27 +267,25 @@ def receive_ceiling(corpus: Corpus, clients: int, work: Path, repeats: int) -> d
 
 # -- compute ceiling ---------------------------------------------------------------------------
 def engine_ceiling(
-    registry: ModelRegistry, files: Sequence[Path], settings: Settings, work: Path
+    pipeline: Pipeline, files: Sequence[Path], settings: Settings
 ) -> dict[str, object]:
     """The node's assessment code in this process on ``files``, each part timed apart.
 
-    What the worker does per batch (:mod:`iqgate.node.workers`), with the registry loaded
-    as the node loads it: the worker's decoder (:func:`iqgate.node.gpu_decode.frame_decoder`:
-    nvImageCodec on a CUDA node where it applies, else the CPU decoder, here in this
-    thread, where the node uses ``IQGATE_DECODE_PROCESSES`` processes), batches of
-    ``IQGATE_BATCH_MAX``, ``IQGATE_TORCH_THREADS``, the explain policy of the settings,
-    then the results. Decode, assessment and results are timed apart.
+    What the worker does per batch (:mod:`iqgate.node.pipeline.worker`), with the
+    pipeline :func:`~iqgate.node.pipeline.build.build_pipeline` makes of ``settings``
+    (with ``decode_processes`` 0: the CPU decoder in this thread, where the node uses
+    ``IQGATE_DECODE_PROCESSES`` processes; nvImageCodec on a CUDA node where it
+    applies): batches of ``IQGATE_BATCH_MAX``, ``IQGATE_TORCH_THREADS``, the explain
+    policy of the settings, then the results. Decode, assessment and results are timed
+    apart.
     """
-    policy = ExplainPolicy(
-        explain_all=settings.explain == "all" or settings.overlays == "all",
-        variant=settings.normgrad_variant,
-        layers=settings.normgrad_layers,
-        precision=settings.precision,
+    registry, decoder, policy, writer = (
+        pipeline.registry,
+        pipeline.decoder,
+        pipeline.policy,
+        pipeline.writer,
     )
     device = registry.device
-    decoder = frame_decoder(Decoder(0, max_pixels=settings.decode_max_pixels), device)
-    method = f"normgrad-{settings.normgrad_variant} {settings.normgrad_layers}"
-    writer = ResultWriter(work / "engine-results", settings.overlays, method)
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.torch_threads)
     seconds = dict.fromkeys(("decode", "engine", "write", "classify", "explain"), 0.0)
@@ -338,7 +336,7 @@ def engine_ceiling(
                 seconds["write"] += time.perf_counter() - began
     finally:
         torch.set_num_threads(threads)
-        shutil.rmtree(work / "engine-results", ignore_errors=True)
+        shutil.rmtree(writer.results_dir, ignore_errors=True)
     n, frames_total, explained = len(files), counts["frames"], counts["explained"]
     pipeline_s = seconds["decode"] + seconds["engine"] + seconds["write"]
     return {

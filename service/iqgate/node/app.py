@@ -37,7 +37,6 @@ import time
 from collections.abc import Callable
 from multiprocessing.synchronize import Event as ProcessEvent
 from types import FrameType
-from typing import TYPE_CHECKING
 
 from iqgate.config import Settings
 from iqgate.errors import IqgateError
@@ -48,9 +47,6 @@ from iqgate.node.logs import configure_logging, get_logger
 from iqgate.node.metrics import RECEIVING, NodeMetrics, RelayedMetrics, apply_relayed
 from iqgate.node.store.spool import Spool
 from iqgate.node.store.states import JobState
-
-if TYPE_CHECKING:
-    import torch
 
 log = get_logger("node")
 PIPELINE_NICE = 10
@@ -67,17 +63,6 @@ PR_SET_NAME = 15
 
 class NodeProcessError(IqgateError):
     """A process of the node (the pipeline, a receiver) could not start."""
-
-
-def choose_device(setting: str) -> torch.device:
-    """``auto``: CUDA when present, else the CPU."""
-    import torch
-
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("IQGATE_DEVICE=cuda but no CUDA device is available; use auto or cpu")
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(setting)
 
 
 def name_process(name: str) -> None:
@@ -242,35 +227,13 @@ def run_pipeline(
 def _serve_pipeline(
     settings: Settings, stop: ProcessEvent, ready: ProcessEvent, metrics: RelayedMetrics
 ) -> None:
-    from iqgate.node.decode import Decoder
     from iqgate.node.forward import Forwarder
-    from iqgate.node.results import ResultWriter
-    from iqgate.node.routing import ModelRegistry
-    from iqgate.node.workers import AssessmentWorker
+    from iqgate.node.pipeline.build import build_pipeline
+    from iqgate.node.pipeline.worker import AssessmentWorker
 
     spool = open_spool(settings)
-    device = choose_device(settings.device)
-    registry = ModelRegistry.from_directory(
-        settings.models_dir,
-        device,
-        use_onnx=settings.classifier == "onnx",
-        threads=settings.torch_threads,
-    )
-    log.info("pipeline_starting", device=str(device), models=[m.card.name for m in registry.models])
-    if not registry.models:
-        log.warning(
-            "no_models",
-            models_dir=str(settings.models_dir),
-            consequence="every image is recorded as not assessed",
-        )
-    decoder = Decoder(
-        settings.decode_processes,
-        max_pixels=settings.decode_max_pixels,
-        timeout_s=settings.decode_timeout_s,
-    )
-    method = f"normgrad-{settings.normgrad_variant} {settings.normgrad_layers}"
-    writer = ResultWriter(settings.results_dir, settings.overlays, method)
-    worker = AssessmentWorker(settings, spool, registry, decoder, metrics, writer)  # type: ignore[arg-type]
+    pipeline = build_pipeline(settings)
+    worker = AssessmentWorker(settings, spool, pipeline, metrics)  # type: ignore[arg-type]
     forwarders = [Forwarder(d, settings, spool, metrics) for d in settings.destinations]  # type: ignore[arg-type]
     finished = threading.Event()
     housekeeping = threading.Thread(
@@ -289,7 +252,7 @@ def _serve_pipeline(
     for forwarder in forwarders:
         forwarder.stop()
     finished.set()
-    decoder.close()
+    pipeline.close()
     log.info("pipeline_stopped")
 
 

@@ -37,6 +37,16 @@ class ExplainPolicy:
     precision: Literal["fp32", "bf16"] = "fp32"
 
     @property
+    def method(self) -> str:
+        """The saliency method that runs (an :func:`iqgate.explain.explain` method name)."""
+        return f"normgrad-{self.variant}"
+
+    @property
+    def label(self) -> str:
+        """The method as reports and SRs state it: method and layers."""
+        return f"{self.method} {self.layers}"
+
+    @property
     def autocast(self) -> torch.dtype | None:
         """The autocast dtype of the torch passes (None: float32 throughout)."""
         return torch.bfloat16 if self.precision == "bf16" else None
@@ -104,7 +114,7 @@ def assess_frames(
         saliency = explain(
             loaded.model,
             batch,
-            f"normgrad-{policy.variant}",
+            policy.method,
             layers=policy.layers,
             target=card.defect_class,
             autocast=policy.autocast,

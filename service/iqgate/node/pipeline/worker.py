@@ -8,8 +8,8 @@ one batch is in flight in each stage at most. Each file is decoded once: on a CU
 and JPEG frames are decoded on the GPU and stay there (:mod:`iqgate.node.gpu_decode`);
 everything else is decoded by the CPU decoder and resized on the model's device. A job
 that fails (bad codec data, an exception) is marked failed with its reason and the
-worker goes on. MR images wait in ``assessed`` until their series has been quiet for
-``series_quiet_s``; then one SR covers the series.
+worker goes on. MR images wait in ``assessed`` until their series is complete
+(:mod:`iqgate.node.pipeline.series`).
 """
 
 from __future__ import annotations
@@ -19,28 +19,26 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import torch
 from pydicom import dcmread
 
 from iqgate.config import Settings
-from iqgate.node.assess import ExplainPolicy, FrameAssessment, assess_frames
-from iqgate.node.decode import DecodedImage, Decoder
-from iqgate.node.gpu_decode import DeviceImage, frame_decoder
+from iqgate.node.assess import FrameAssessment, assess_frames
+from iqgate.node.decode import DecodedImage
+from iqgate.node.gpu_decode import DeviceImage
 from iqgate.node.logs import get_logger
 from iqgate.node.metrics import NodeMetrics
-from iqgate.node.results import ResultWriter, read_reports
-from iqgate.node.routing import LoadedModel, ModelRegistry
+from iqgate.node.pipeline.build import Pipeline
+from iqgate.node.pipeline.series import SeriesCompletion, groups_by_series
+from iqgate.node.routing import LoadedModel
 from iqgate.node.store.records import Job, OutputFile
 from iqgate.node.store.spool import Spool
-from iqgate.node.store.states import JobState
 from iqgate.node.uids import is_own_output
 
 log = get_logger("worker")
 NOT_ASSESSED = "not_assessed"
-SERIES_MODALITIES = frozenset({"MR"})
 ERROR_PAUSE_S = 1.0
 IDLE_POLL_S = 0.05
 P = ParamSpec("P")
@@ -79,27 +77,24 @@ class AssessmentWorker:
         self,
         settings: Settings,
         spool: Spool,
-        registry: ModelRegistry,
-        decoder: Decoder,
+        pipeline: Pipeline,
         metrics: NodeMetrics,
-        writer: ResultWriter,
         *,
         name: str = "worker-1",
     ) -> None:
         self.settings = settings
         self.spool = spool
-        self.registry = registry
-        self.decoder = frame_decoder(decoder, registry.device, settings.decode_max_pixels)
+        self.pipeline = pipeline
+        self.registry = pipeline.registry
+        self.decoder = pipeline.decoder
         self.metrics = metrics
-        self.writer = writer
+        self.writer = pipeline.writer
         self.name = name
-        self.policy = ExplainPolicy(
-            explain_all=settings.explain == "all" or settings.overlays == "all",
-            variant=settings.normgrad_variant,
-            layers=settings.normgrad_layers,
-            precision=settings.precision,
-        )
+        self.policy = pipeline.policy
         self._destinations = [str(d) for d in settings.destinations]
+        self.series = SeriesCompletion(
+            spool, pipeline.writer, self._destinations, settings.series_quiet_s, self._fail
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -267,7 +262,7 @@ class AssessmentWorker:
             self.metrics.stage_seconds.labels("inference").observe(a.timings_ms["inference"] / 1000)
             if "explain" in a.timings_ms:
                 self.metrics.stage_seconds.labels("explain").observe(a.timings_ms["explain"] / 1000)
-        per_series = job.modality.upper() in SERIES_MODALITIES
+        per_series = groups_by_series(job.modality)
         started = time.perf_counter()
         try:
             results = self.writer.write_image(
@@ -304,25 +299,6 @@ class AssessmentWorker:
             frames=len(assessments),
         )
 
-    # -- series SRs --------------------------------------------------------------------
     def flush_quiet_series(self) -> bool:
-        """Write one SR for each series that has been quiet long enough."""
-        groups = self.spool.jobs.quiet_series(self.settings.series_quiet_s)
-        for group in groups:
-            jobs = self.spool.jobs.in_group(group, JobState.ASSESSED)
-            if not jobs:
-                continue
-            earlier = self.spool.jobs.in_group(
-                group, JobState.RESULTS_READY
-            ) or self.spool.jobs.in_group(group, JobState.DELIVERED)
-            try:
-                headers = [dcmread(job.path, stop_before_pixels=True) for job in jobs]
-                reports = [r for job in jobs for r in read_reports(Path(str(job.report_path)))]
-                output = self.writer.write_series_sr(headers, reports, late=bool(earlier))
-            except Exception as exc:  # noqa: BLE001 - one bad series must not stop the node
-                for job in jobs:
-                    self._fail(job, "encode", f"series SR: {type(exc).__name__}: {exc}")
-                continue
-            self.spool.jobs.finish_group([job.id for job in jobs], [output], self._destinations)
-            log.info("series_reported", series_uid=group, images=len(jobs))
-        return bool(groups)
+        """Write the SR of every series that is complete (see :class:`SeriesCompletion`)."""
+        return self.series.flush()

@@ -1,0 +1,68 @@
+"""MR series completion: the images of a series wait until it is quiet, then share one SR."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydicom import dcmread
+
+from iqgate.node.logs import get_logger
+from iqgate.node.results import ResultWriter, read_reports
+from iqgate.node.store.records import Job
+from iqgate.node.store.spool import Spool
+from iqgate.node.store.states import JobState
+
+log = get_logger("series")
+
+SERIES_MODALITIES = frozenset({"MR"})
+"""Modalities whose images are reported per series (one SR for the whole series)."""
+
+
+def groups_by_series(modality: str) -> bool:
+    """Whether images of ``modality`` wait for their series and share its SR."""
+    return modality.upper() in SERIES_MODALITIES
+
+
+class SeriesCompletion:
+    """One SR per series once no image of it has arrived for ``quiet_s`` seconds.
+
+    An image of the series that arrives after its SR was written gets a late SR of its
+    own group. ``fail(job, stage, reason)`` records a job that cannot be completed.
+    """
+
+    def __init__(
+        self,
+        spool: Spool,
+        writer: ResultWriter,
+        destinations: Sequence[str],
+        quiet_s: float,
+        fail: Callable[[Job, str, str], None],
+    ) -> None:
+        self.spool = spool
+        self.writer = writer
+        self.destinations = list(destinations)
+        self.quiet_s = quiet_s
+        self.fail = fail
+
+    def flush(self) -> bool:
+        """Write one SR for each series that has been quiet long enough."""
+        groups = self.spool.jobs.quiet_series(self.quiet_s)
+        for group in groups:
+            jobs = self.spool.jobs.in_group(group, JobState.ASSESSED)
+            if not jobs:
+                continue
+            earlier = self.spool.jobs.in_group(
+                group, JobState.RESULTS_READY
+            ) or self.spool.jobs.in_group(group, JobState.DELIVERED)
+            try:
+                headers = [dcmread(job.path, stop_before_pixels=True) for job in jobs]
+                reports = [r for job in jobs for r in read_reports(Path(str(job.report_path)))]
+                output = self.writer.write_series_sr(headers, reports, late=bool(earlier))
+            except Exception as exc:  # noqa: BLE001 - one bad series must not stop the node
+                for job in jobs:
+                    self.fail(job, "encode", f"series SR: {type(exc).__name__}: {exc}")
+                continue
+            self.spool.jobs.finish_group([job.id for job in jobs], [output], self.destinations)
+            log.info("series_reported", series_uid=group, images=len(jobs))
+        return bool(groups)
