@@ -19,3 +19,7 @@ class ModelPackageError(IqgateError):
 
 class ImagingError(IqgateError):
     """A DICOM dataset's pixel data cannot be turned into model input."""
+
+
+class RoutingFileError(IqgateError):
+    """A site routing file cannot be read, or does not fit the model packages."""

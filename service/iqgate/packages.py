@@ -22,27 +22,12 @@ from torch import nn
 
 from iqgate import nets
 from iqgate.errors import ModelPackageError
+from iqgate.routing_rules import Routing
 
 CARD_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 ONNX_FILE = "model.onnx"
 ONNX_CHECKSUM_KEY = "iqgate_weights_sha256"
-
-
-class Routing(BaseModel):
-    """Which images a model applies to; an empty list means any value."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    modalities: list[str] = Field(default_factory=list)
-    body_parts: list[str] = Field(default_factory=list)
-    photometric_interpretations: list[str] = Field(
-        default_factory=lambda: ["MONOCHROME1", "MONOCHROME2"]
-    )
-    series_description_patterns: list[str] = Field(
-        default_factory=list, description="regular expressions, any one must match"
-    )
-    sop_class_uids: list[str] = Field(default_factory=list)
 
 
 class Preprocessing(BaseModel):

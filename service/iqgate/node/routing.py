@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,34 +14,14 @@ from iqgate.node.logs import get_logger
 from iqgate.packages import (
     ONNX_FILE,
     ModelCard,
-    Routing,
     export_onnx,
     find_packages,
     load_package,
     onnx_is_current,
 )
+from iqgate.routing_rules import HeaderFacts
 
 log = get_logger("models")
-
-
-def routing_mismatch(routing: Routing, ds: Dataset) -> str | None:
-    """Why ``routing`` does not apply to ``ds`` (None when it does)."""
-    checks = (
-        ("Modality", routing.modalities),
-        ("BodyPartExamined", routing.body_parts),
-        ("PhotometricInterpretation", routing.photometric_interpretations),
-        ("SOPClassUID", routing.sop_class_uids),
-    )
-    for keyword, allowed in checks:
-        value = str(ds.get(keyword, "") or "").strip().upper()
-        if allowed and value not in {a.upper() for a in allowed}:
-            return f"{keyword} {value or '(empty)'} not in {list(allowed)}"
-    if routing.series_description_patterns:
-        description = str(ds.get("SeriesDescription", "") or "")
-        patterns = routing.series_description_patterns
-        if not any(re.search(p, description, re.IGNORECASE) for p in patterns):
-            return "SeriesDescription matches no pattern"
-    return None
 
 
 @dataclass
@@ -128,9 +107,10 @@ class ModelRegistry:
     def route(self, ds: Dataset) -> tuple[LoadedModel | None, str]:
         """The first package whose rules apply to ``ds``, or None with the reasons."""
         reasons = []
+        facts = HeaderFacts.from_dataset(ds)
         for loaded in self.models:
-            mismatch = routing_mismatch(loaded.card.routing, ds)
+            mismatch = loaded.card.routing.mismatch(facts)
             if mismatch is None:
                 return loaded, ""
-            reasons.append(f"{loaded.card.name}: {mismatch}")
+            reasons.append(f"{loaded.card.name}: {mismatch[1]}")
         return None, "; ".join(reasons) or "no model packages loaded"

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from iqgate.packages import ModelCard, Routing, SplitMetrics
+from iqgate.packages import ModelCard, SplitMetrics
+from iqgate.routing_rules import CARDIAC_FOUR_CHAMBER_MR, CHEST_RADIOGRAPHS, Routing
 from iqgate.study.metrics import roc_auc, scores_at, sensitivity_threshold, youden_threshold
 from iqgate.study.train import predict_probabilities
 
@@ -27,9 +28,9 @@ TASKS: dict[str, TaskProfile] = {
     "cxr": TaskProfile(
         "cxr-foreign-object",
         ("no foreign object", "foreign object"),
-        Routing(modalities=["DX", "CR"]),
+        CHEST_RADIOGRAPHS,
     ),
-    "cmr": TaskProfile("cmr-lvot", ("no LVOT", "LVOT visible"), Routing(modalities=["MR"])),
+    "cmr": TaskProfile("cmr-lvot", ("no LVOT", "LVOT visible"), CARDIAC_FOUR_CHAMBER_MR),
 }
 
 

@@ -30,6 +30,7 @@ from iqgate.data.phantoms.dicom_encoding import (
     coerce_transfer_syntaxes,
 )
 from iqgate.data.phantoms.dicom_modules import add_cr_modules, add_dx_modules, add_mr_modules
+from iqgate.data.phantoms.off_target import OffTarget, retarget
 from iqgate.data.phantoms.sample import Sample, Task
 
 MANIFEST_NAME = "manifest.csv"
@@ -45,12 +46,29 @@ NON_ASCII_EVERY = 7
 NON_ASCII_PATIENTS = (("Müller^Jürgen", "ISO_IR 100"), ("Dvořák^Zdeněk", "ISO_IR 192"))
 """Names and Specific Character Sets used in turn for the non-ASCII samples."""
 
+SITE_NAMING: dict[Task, tuple[tuple[str, str, str], ...]] = {
+    Task.CXR: (
+        ("XR CHEST 1 VIEW", "Chest PA", "Chest PA"),
+        ("THORAX", "THORAX PA", "Thorax p.a."),
+        ("CXR", "PA", "CHEST PA ERECT"),
+    ),
+    Task.CMR: (
+        ("MR HEART FUNCTION", "cine_trufi_4CH", "4CH cine retro"),
+        ("CARDIAC MRI", "CINE 4 CH", "SSFP cine 4 ch"),
+        ("Cardiac", "4-chamber cine SSFP", "4-chamber"),
+        ("MRI HEART", "SSFP HLA cine", "HLA"),
+    ),
+}
+"""Study Description, Series Description and Protocol Name as sites write them,
+used in turn by sample index (names differ between hospitals and vendors)."""
+
 
 def write_dicom(
     samples: Iterable[Sample],
     out_dir: str | Path,
     *,
     transfer_syntaxes: Sequence[str] | None = None,
+    off_target: OffTarget | None = None,
 ) -> list[Path]:
     """Write one DICOM file per sample and a ``manifest.csv`` of labels and boxes.
 
@@ -67,6 +85,9 @@ def write_dicom(
     transfer_syntaxes : sequence of str, optional
         UIDs to cycle through by sample index; default: explicit VR little endian,
         RLE lossless, JPEG 2000 lossless, JPEG-LS lossless.
+    off_target : OffTarget, optional
+        Write every header as this variant (a knee radiograph, a brain MR, a derived
+        image; :mod:`iqgate.data.phantoms.off_target`) instead of as acquired.
 
     Returns
     -------
@@ -87,6 +108,8 @@ def write_dicom(
     rows: list[tuple[str, str, str]] = []
     for sample in samples:
         dataset = phantom_dataset(sample, syntaxes[sample.index % len(syntaxes)])
+        if off_target is not None:
+            retarget(dataset, off_target)
         path = out / f"{sample.name}.dcm"
         dataset.save_as(path, enforce_file_format=True)
         paths.append(path)
@@ -177,10 +200,10 @@ def _add_common_modules(ds: Dataset, sample: Sample, encoding: PixelEncoding) ->
     ds.ReferringPhysicianName = ""
     ds.StudyID = f"{sample.index:05d}"
     ds.AccessionNumber = ""
-    ds.StudyDescription = f"iqgate synthetic {sample.task.value} phantom"
+    naming = SITE_NAMING[sample.task][sample.index % len(SITE_NAMING[sample.task])]
+    ds.StudyDescription, ds.SeriesDescription, ds.ProtocolName = naming
     ds.SeriesInstanceUID = _phantom_uid(sample, "series")
     ds.SeriesNumber = 1
-    ds.SeriesDescription = "synthetic phantom"
     ds.Manufacturer = "iqgate"
     ds.ManufacturerModelName = "synthetic phantom"
     ds.SoftwareVersions = iqgate.__version__
