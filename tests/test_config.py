@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from iqgate.config import AllowedCaller, Destination, SettingsError, load_settings
+from iqgate.config import AllowedCaller, DicomDestination, SettingsError, load_settings
 
 
 def test_defaults_are_the_documented_ones():
@@ -34,12 +34,25 @@ def test_environment_overrides_yaml(tmp_path):
         config, {"IQGATE_PORT": "11113", "IQGATE_ALLOWED_CALLING_AES": "CT1, MR2@10.0.0.9"}
     )
     assert s.ae_title == "GATE1" and s.port == 11113 and s.forward_originals is True
-    assert s.destinations == [Destination("PACS", "10.0.0.5", 104)]
+    assert s.destinations == [DicomDestination("PACS", "10.0.0.5", 104)]
     assert s.allowed_callers == [AllowedCaller("CT1"), AllowedCaller("MR2", "10.0.0.9")]
     assert s.allowed_callers[1].allows("MR2", "10.0.0.9") and not s.allowed_callers[1].allows(
         "MR2", "10.0.0.8"
     )
     assert s.allowed_callers[0].allows("CT1", "anywhere")
+
+
+def test_destinations_are_dicom_urls_and_the_bare_form_is_still_accepted():
+    s = load_settings(environ={"IQGATE_PACS": "dicom://PACS@10.0.0.5:104, ARCH@archive:11112"})
+    assert s.destinations == [
+        DicomDestination("PACS", "10.0.0.5", 104),
+        DicomDestination("ARCH", "archive", 11112),
+    ]
+    assert [d.url for d in s.destinations] == [
+        "dicom://PACS@10.0.0.5:104",
+        "dicom://ARCH@archive:11112",
+    ]
+    assert str(s.destinations[0]) == "PACS@10.0.0.5:104"  # the delivery table's and metrics' key
 
 
 @pytest.mark.parametrize(
@@ -50,6 +63,7 @@ def test_environment_overrides_yaml(tmp_path):
         ({"IQGATE_PACS": "PACS@host"}, "AE@host:port"),
         ({"IQGATE_AE_TITLE": "A_TITLE_THAT_IS_FAR_TOO_LONG"}, "not a valid AE title"),
         ({"IQGATE_OVERLAYS": "some"}, "IQGATE_OVERLAYS"),
+        ({"IQGATE_PACS": "http://PACS@host:104"}, "unknown scheme 'http'"),
         ({"IQGATE_PORTT": "1"}, "unknown setting environment variable IQGATE_PORTT"),
         ({"IQGATE_TLS_CERT": "/c.pem"}, "TLS_CERT and IQGATE_TLS_KEY"),
         ({"IQGATE_RECEIVE_PROCESSES": "0"}, "IQGATE_RECEIVE_PROCESSES"),

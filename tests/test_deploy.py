@@ -26,7 +26,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from iqgate.cli import build_parser
-from iqgate.config import Destination, Settings, load_settings
+from iqgate.config import Settings, load_settings, parse_destination
 from iqgate.node.ingest.dimse import ACCEPTED_TRANSFER_SYNTAXES, IMAGE_STORAGE_CLASSES, DimseStatus
 from peers import http_get, running_node
 
@@ -274,7 +274,7 @@ def test_compose_bind_mounts_point_at_files_of_this_repository(compose):
 
 def test_iqgate_and_orthanc_know_each_other(compose, compose_settings):
     orthanc = json.loads((COMPOSE_DIR / "orthanc.json").read_text())
-    [destination] = [Destination.parse(p) for p in compose_settings.pacs]
+    [destination] = [parse_destination(p) for p in compose_settings.pacs]
     assert destination.host in compose["services"]
     assert (destination.ae_title, destination.port) == (orthanc["DicomAet"], orthanc["DicomPort"])
     peers = orthanc["DicomModalities"].values()

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from iqgate.node.forward import ExponentialBackoff
+from iqgate.node.delivery.policy import ExponentialBackoff
 from iqgate.node.store.records import InstanceInfo, OutputFile
 from iqgate.node.store.spool import Spool
 from iqgate.node.store.states import TRANSITIONS, DeliveryState, JobState, SpoolError

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -48,26 +48,53 @@ def _check_ae_title(title: str, setting: str) -> str:
 
 
 @dataclass(frozen=True)
-class Destination:
-    """A DICOM peer to send results to: ``AE@host:port``."""
+class DicomDestination:
+    """A DICOM peer that takes results by C-STORE: ``dicom://AE@host:port``.
 
+    Written as that URL or, without the scheme, ``AE@host:port``; ``str()`` gives the
+    scheme-less form, which names the destination in the delivery table and metrics.
+    """
+
+    scheme: ClassVar[str] = "dicom"
     ae_title: str
     host: str
     port: int
 
     @classmethod
-    def parse(cls, text: str) -> Destination:
-        """Parse ``AE@host:port``."""
-        match = re.fullmatch(r"([^@]+)@([^:@]+):(\d+)", text.strip())
+    def parse(cls, text: str) -> DicomDestination:
+        """Parse ``dicom://AE@host:port`` or ``AE@host:port``."""
+        address = text.strip().removeprefix(f"{cls.scheme}://")
+        match = re.fullmatch(r"([^@]+)@([^:@/]+):(\d+)", address)
         if not match:
-            raise ValueError(f"PACS destination {text!r} must look like AE@host:port")
+            raise ValueError(
+                f"PACS destination {text!r} must look like dicom://AE@host:port (or AE@host:port)"
+            )
         port = int(match.group(3))
         if not 0 < port < 65536:
             raise ValueError(f"PACS destination {text!r}: port {port} out of range")
         return cls(_check_ae_title(match.group(1), "PACS AE title"), match.group(2), port)
 
+    @property
+    def url(self) -> str:
+        """The destination as a URL."""
+        return f"{self.scheme}://{self}"
+
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+Destination = DicomDestination
+"""Where results can go (one transport so far: DICOM C-STORE)."""
+
+
+def parse_destination(text: str) -> Destination:
+    """A destination from its URL (``dicom://...``; no scheme: DICOM)."""
+    scheme, separator, _ = text.strip().partition("://")
+    if separator and scheme != DicomDestination.scheme:
+        raise ValueError(
+            f"PACS destination {text!r}: unknown scheme {scheme!r} (supported: dicom://)"
+        )
+    return DicomDestination.parse(text)
 
 
 @dataclass(frozen=True)
@@ -152,7 +179,7 @@ class Settings(BaseModel):
     @classmethod
     def _valid_destinations(cls, value: list[str]) -> list[str]:
         for entry in value:
-            Destination.parse(entry)
+            parse_destination(entry)
         return value
 
     @field_validator("allowed_calling_aes")
@@ -165,7 +192,7 @@ class Settings(BaseModel):
     @property
     def destinations(self) -> list[Destination]:
         """Parsed PACS destinations (empty: results are written as files only)."""
-        return [Destination.parse(p) for p in self.pacs]
+        return [parse_destination(p) for p in self.pacs]
 
     @property
     def allowed_callers(self) -> list[AllowedCaller]:

@@ -227,14 +227,14 @@ def run_pipeline(
 def _serve_pipeline(
     settings: Settings, stop: ProcessEvent, ready: ProcessEvent, metrics: RelayedMetrics
 ) -> None:
-    from iqgate.node.forward import Forwarder
+    from iqgate.node.delivery.build import delivery_loops
     from iqgate.node.pipeline.build import build_pipeline
     from iqgate.node.pipeline.worker import AssessmentWorker
 
     spool = open_spool(settings)
     pipeline = build_pipeline(settings)
     worker = AssessmentWorker(settings, spool, pipeline, metrics)  # type: ignore[arg-type]
-    forwarders = [Forwarder(d, settings, spool, metrics) for d in settings.destinations]  # type: ignore[arg-type]
+    forwarders = delivery_loops(settings, spool, metrics)  # type: ignore[arg-type]
     finished = threading.Event()
     housekeeping = threading.Thread(
         target=_housekeep, args=(settings, spool, finished), name="housekeeping", daemon=True

@@ -1,0 +1,32 @@
+"""The delivery loops of the settings: one per destination, each with its transport's sender."""
+
+from __future__ import annotations
+
+from iqgate.config import DicomDestination, Settings
+from iqgate.node.delivery.dimse import DimseSender
+from iqgate.node.delivery.loop import DeliveryLoop
+from iqgate.node.delivery.policy import ExponentialBackoff
+from iqgate.node.delivery.sender import Sender
+from iqgate.node.metrics import NodeMetrics
+from iqgate.node.store.spool import Spool
+
+
+def sender_for(destination: DicomDestination, settings: Settings) -> Sender:
+    """The sender of a destination's transport."""
+    return DimseSender(destination, settings.ae_title, settings.forward_timeout_s)
+
+
+def delivery_loops(settings: Settings, spool: Spool, metrics: NodeMetrics) -> list[DeliveryLoop]:
+    """One :class:`DeliveryLoop` per destination of ``settings``, sharing one retry policy."""
+    retry = ExponentialBackoff.from_settings(settings)
+    return [
+        DeliveryLoop(
+            str(destination),
+            sender_for(destination, settings),
+            spool,
+            metrics,
+            retry,
+            lease_s=settings.forward_timeout_s * 4,
+        )
+        for destination in settings.destinations
+    ]
