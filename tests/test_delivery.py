@@ -13,7 +13,7 @@ from iqgate.node.delivery.policy import ExponentialBackoff
 from iqgate.node.metrics import NodeMetrics
 from iqgate.node.store.records import Delivery, InstanceInfo, OutputFile
 from iqgate.node.store.spool import Spool
-from iqgate.node.store.states import DeliveryState, JobState
+from iqgate.node.store.states import DeliveryState, JobState, JobVerdict
 
 DESTINATION = "PACS@host:104"
 
@@ -48,7 +48,11 @@ def ready_spool(tmp_path) -> Spool:
         path.write_bytes(b"result")
         outputs.append(OutputFile("sr", path, f"2.25.{n}"))
     spool.jobs.finish_assessment(
-        job_id, verdict="pass", report_path=None, outputs=outputs, destinations=[DESTINATION]
+        job_id,
+        verdict=JobVerdict.PASS,
+        report_path=None,
+        outputs=outputs,
+        destinations=[DESTINATION],
     )
     return spool
 

@@ -21,7 +21,7 @@ from iqgate.node.ingest.recovery import recover_files
 from iqgate.node.store import files as files_module
 from iqgate.node.store.records import InstanceInfo
 from iqgate.node.store.spool import Spool
-from iqgate.node.store.states import JobState
+from iqgate.node.store.states import JobState, JobVerdict
 
 
 def encoded_image(seed: int, calling: str = "CT7") -> tuple[bytes, InstanceInfo]:
@@ -160,7 +160,7 @@ def test_purging_works_in_small_transactions(spool):
         ids.append(spool.accept(data, info).job_id)
     for job in spool.jobs.claim_received("w", 10, 60):
         spool.jobs.finish_assessment(
-            job.id, verdict="pass", report_path=None, outputs=[], destinations=[]
+            job.id, verdict=JobVerdict.PASS, report_path=None, outputs=[], destinations=[]
         )
     assert spool.jobs.purge(0, chunk=2) == 5
     assert spool.query.jobs() == [] and files_in(spool) == [] and spool.query.used_bytes == 0

@@ -11,7 +11,13 @@ import pytest
 from iqgate.node.delivery.policy import ExponentialBackoff
 from iqgate.node.store.records import InstanceInfo, OutputFile
 from iqgate.node.store.spool import Spool
-from iqgate.node.store.states import TRANSITIONS, DeliveryState, JobState, SpoolError
+from iqgate.node.store.states import (
+    TRANSITIONS,
+    DeliveryState,
+    JobState,
+    JobVerdict,
+    SpoolError,
+)
 
 
 def info(n: int, series: str = "1.2.3.4", modality: str = "DX") -> InstanceInfo:
@@ -79,7 +85,7 @@ def test_results_are_delivered_per_destination_with_backoff_and_dead_letters(spo
     ]
     spool.jobs.finish_assessment(
         job_id,
-        verdict="flagged",
+        verdict=JobVerdict.FLAGGED,
         report_path="r.json",
         outputs=outputs,
         destinations=["A@h:1", "B@h:2"],
@@ -113,7 +119,9 @@ def test_without_destinations_a_job_is_delivered_at_once_and_purged_later(spool)
     job_id = spool.accept(b"x" * 100, info(1)).job_id
     path = spool.query.job(job_id).path
     spool.jobs.claim_received("w", 1, 60)
-    spool.jobs.finish_assessment(job_id, verdict="pass", report_path=None, outputs=[], destinations=[])
+    spool.jobs.finish_assessment(
+        job_id, verdict=JobVerdict.PASS, report_path=None, outputs=[], destinations=[]
+    )
     assert spool.query.job(job_id).state is JobState.DELIVERED
     assert spool.jobs.purge(older_than_s=3600) == 0
     assert spool.jobs.purge(older_than_s=0) == 1
@@ -125,7 +133,7 @@ def test_series_groups_wait_until_quiet(spool, tmp_path):
     for job in spool.jobs.claim_received("w", 2, 60):
         spool.jobs.finish_assessment(
             job.id,
-            verdict="pass",
+            verdict=JobVerdict.PASS,
             report_path=None,
             outputs=[],
             destinations=["A@h:1"],
@@ -135,7 +143,7 @@ def test_series_groups_wait_until_quiet(spool, tmp_path):
     job = spool.jobs.claim_received("w", 1, 60)[0]
     spool.jobs.finish_assessment(
         job.id,
-        verdict="pass",
+        verdict=JobVerdict.PASS,
         report_path=None,
         outputs=[],
         destinations=["A@h:1"],

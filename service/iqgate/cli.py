@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from pydicom.errors import InvalidDicomError
 from iqgate import __version__
 from iqgate.config import Settings, SettingsError, load_settings
 from iqgate.errors import IqgateError
-from iqgate.node.store.states import JobState
+from iqgate.node.store.states import JobState, JobVerdict
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -83,9 +84,9 @@ def _assess(args: argparse.Namespace) -> int:
         for job in failed:
             print(f"failed {job.sop_instance_uid}: {job.reason}", file=sys.stderr)
         done = spool.query.jobs()
-        flagged = sum(1 for j in done if j.verdict == "flagged")
-        passed = sum(1 for j in done if j.verdict == "pass")
-        not_assessed = sum(1 for j in done if j.verdict == "not_assessed")
+        verdicts = Counter(j.verdict for j in done)
+        flagged, passed = verdicts[JobVerdict.FLAGGED], verdicts[JobVerdict.PASS]
+        not_assessed = verdicts[JobVerdict.NOT_ASSESSED]
         print(
             f"{len(done)} images: {flagged} flagged, {passed} passed, {not_assessed} not "
             f"assessed, {len(failed)} failed, {skipped} skipped; results in {args.out}"
@@ -102,7 +103,7 @@ def _jobs(args: argparse.Namespace) -> int:
         states = [JobState(s) for s in args.state] if args.state else None
         for job in spool.query.jobs(states):
             print(
-                f"{job.id}\t{job.state.value}\t{job.verdict or '-'}\t{job.modality}\t"
+                f"{job.id}\t{job.state.value}\t{job.verdict.value if job.verdict else '-'}\t{job.modality}\t"
                 f"{job.sop_instance_uid}\t{job.reason or ''}"
             )
         for delivery in spool.query.dead_letters():
@@ -113,7 +114,7 @@ def _jobs(args: argparse.Namespace) -> int:
     elif args.action == "retry":
         print(f"requeued {spool.jobs.retry(args.job)} jobs and deliveries")
     else:
-        states = [JobState(s) for s in (args.state or ["delivered"])]
+        states = [JobState(s) for s in args.state] if args.state else [JobState.DELIVERED]
         print(f"purged {spool.jobs.purge(args.older_than_s, states=states)} jobs")
     return 0
 

@@ -40,7 +40,7 @@ from pynetdicom import AE, _config
 from bad_inputs import PHANTOM_IDENTIFIERS, Expect, corpus, write_file
 from iqgate.node.metrics import RELAY_INTERVAL_S
 from iqgate.node.store.queries import SpoolQueries
-from iqgate.node.store.states import FINISHED, DeliveryState, JobState
+from iqgate.node.store.states import FINISHED, DeliveryState, JobState, JobVerdict
 from peers import NodeProcess, port_open, start_node, storescp
 
 HERE = Path(__file__).resolve().parent
@@ -431,7 +431,7 @@ def bad_inputs(work: Path, models: Path, *, fuzz_examples: int) -> dict[str, obj
                 ok = status == "0x0000" and state is JobState.FAILED and case.reason in reason
                 outcome["outcome"] = f"failed: {reason[:160]}"
             else:
-                ok = status == "0x0000" and verdict == "not_assessed"
+                ok = status == "0x0000" and verdict is JobVerdict.NOT_ASSESSED
                 outcome["outcome"] = "not assessed"
             if not ok:
                 wrong.append(case.name)

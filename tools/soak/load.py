@@ -47,6 +47,7 @@ from harness import (
 from pydicom import dcmread
 from pynetdicom import AE
 
+from iqgate.node.store.states import UNFINISHED
 from peers import port_open, start_node, storescp
 
 RECEIVERS = ("pynetdicom", "pynetdicom+fsync", "storescp", "iqgate")
@@ -291,7 +292,7 @@ def memory_soak(
                     ) + m.get('iqgate_jobs_failed_total{stage="decode"}', 0.0)
                     open_jobs = sum(
                         m.get(f'iqgate_queue_depth{{state="{s}"}}', 0.0)
-                        for s in ("received", "assessing", "assessed", "results_ready")
+                        for s in (state.value for state in UNFINISHED)
                     )
                     return finished >= total and open_jobs == 0
 

@@ -71,7 +71,7 @@ from iqgate.node.gpu_decode import DeviceImage, GpuDecoder
 from iqgate.node.metrics import RELAY_INTERVAL_S
 from iqgate.node.pipeline.build import Pipeline
 from iqgate.node.routing import LoadedModel, ModelRegistry
-from iqgate.node.store.states import JobState
+from iqgate.node.store.states import JobState, JobVerdict
 from peers import NodeProcess, port_open, start_node
 
 HERE = Path(__file__).resolve()
@@ -479,7 +479,7 @@ def outcomes(
             continue
         latencies.append(job.finished_at - job.received_at)
         finished.append(job.finished_at)
-        flagged += job.verdict == "flagged"
+        flagged += job.verdict is JobVerdict.FLAGGED
     n = len(files)
     results = len(latencies)
     wall = max(finished) - started_epoch if finished else None

@@ -35,10 +35,10 @@ from iqgate.node.pipeline.series import SeriesCompletion, groups_by_series
 from iqgate.node.routing import LoadedModel
 from iqgate.node.store.records import Job, OutputFile
 from iqgate.node.store.spool import Spool
+from iqgate.node.store.states import JobVerdict
 from iqgate.node.uids import is_own_output
 
 log = get_logger("worker")
-NOT_ASSESSED = "not_assessed"
 ERROR_PAUSE_S = 1.0
 IDLE_POLL_S = 0.05
 P = ParamSpec("P")
@@ -219,7 +219,7 @@ class AssessmentWorker:
         self.metrics.not_assessed.labels(reason).inc()
         self.spool.jobs.finish_assessment(
             job.id,
-            verdict=NOT_ASSESSED,
+            verdict=JobVerdict.NOT_ASSESSED,
             report_path=None,
             outputs=self._originals(job),
             destinations=self._destinations,
@@ -277,7 +277,7 @@ class AssessmentWorker:
             self._fail(job, "encode", f"{type(exc).__name__}: {exc}")
             return
         self.metrics.stage_seconds.labels("encode").observe(time.perf_counter() - started)
-        verdict = "flagged" if results.flagged else "pass"
+        verdict = JobVerdict.FLAGGED if results.flagged else JobVerdict.PASS
         self.spool.jobs.finish_assessment(
             job.id,
             verdict=verdict,
@@ -286,7 +286,7 @@ class AssessmentWorker:
             destinations=self._destinations,
             series_group=job.series_uid if per_series else None,
         )
-        self.metrics.verdicts.labels(loaded.card.name, verdict).inc()
+        self.metrics.verdicts.labels(loaded.card.name, verdict.value).inc()
         self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - job.received_at))
         best = max(assessments, key=lambda a: a.probability)
         log.info(

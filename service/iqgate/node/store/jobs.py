@@ -9,7 +9,13 @@ from pathlib import Path
 
 from iqgate.node.store.database import Database
 from iqgate.node.store.records import Job, OutputFile
-from iqgate.node.store.states import DeliveryState, JobState, SpoolError, check_transition
+from iqgate.node.store.states import (
+    DeliveryState,
+    JobState,
+    JobVerdict,
+    SpoolError,
+    check_transition,
+)
 
 
 def move_job(db: sqlite3.Connection, job_id: int, to: JobState, **fields: object) -> None:
@@ -92,7 +98,7 @@ class JobTable:
         self,
         job_id: int,
         *,
-        verdict: str,
+        verdict: JobVerdict,
         report_path: str | None,
         outputs: Sequence[OutputFile],
         destinations: Sequence[str],
@@ -104,7 +110,7 @@ class JobTable:
                 db,
                 job_id,
                 JobState.ASSESSED,
-                verdict=verdict,
+                verdict=verdict.value,
                 report_path=report_path,
                 series_group=series_group,
             )

@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from iqgate.node.store.states import JobState
+from iqgate.node.store.states import JobState, JobVerdict
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Job:
     path: Path
     size_bytes: int
     state: JobState
-    verdict: str | None
+    verdict: JobVerdict | None
     reason: str | None
     report_path: str | None
     series_group: str | None
@@ -57,7 +57,7 @@ class Job:
             path=root / row["path"],
             size_bytes=row["size_bytes"],
             state=JobState(row["state"]),
-            verdict=row["verdict"],
+            verdict=None if row["verdict"] is None else JobVerdict(row["verdict"]),
             reason=row["reason"],
             report_path=row["report_path"],
             series_group=row["series_group"],

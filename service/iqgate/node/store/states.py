@@ -22,6 +22,14 @@ class JobState(str, Enum):
     FAILED = "failed"
 
 
+class JobVerdict(str, Enum):
+    """What a job's assessment recorded: the gate's verdict, or that no model applied."""
+
+    FLAGGED = "flagged"
+    PASS = "pass"
+    NOT_ASSESSED = "not_assessed"
+
+
 class DeliveryState(str, Enum):
     """Where one output is on its way to one destination."""
 
