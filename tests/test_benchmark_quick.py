@@ -47,7 +47,8 @@ def test_quick_benchmark_writes_results_tables_and_figures(tmp_path):
     options = results["options"]
     assert options["profile"] == "quick" and options["compare_with"] == "lvot"
     assert options["settings"] == {
-        "target": "label", "combine": "geomean", "tau": 15.0, "pg_frame": "input",
+        "target": "label", "combine": "geomean", "tau": 15.0 * 64 / 224,
+        "tau_rule": "15 px at the paper's 224 px, scaled to 64 px", "pg_frame": "input",
         "smooth_sigma": 1.0, "batch_size": 8, "num_workers": 0,
     }
     kinds = sorted((m["condition"], m["trial"]) for m in results["models"])
@@ -60,18 +61,29 @@ def test_quick_benchmark_writes_results_tables_and_figures(tmp_path):
         image = model["per_image"][0]
         assert image["label"] == image["target"] == 1 and image["objects"] >= 1
         assert isinstance(image["outcomes"]["normgrad-conv3x3/combined"]["smoothed"]["hit"], bool)
+        assert isinstance(image["twin_hit"]["normgrad-conv3x3/combined"]["smoothed"], bool)
+        assert all(in_unit_interval(model["twin_pointing"][k]["smoothed"]) for k in ROW_KEYS)
+        blanks = model["blank_maps"]["gradcam"]["smoothed"]
+        assert 0 <= blanks <= model["images_explained"]
+    pointers = results["baselines"]["64px"]
+    assert set(pointers) == {
+        "image centre", "brightest pixel", "densest edges", "best fixed point", "uniform chance"
+    }
+    assert pointers["image centre"]["images"] == results["models"][0]["images_explained"]
+    assert all(in_unit_interval(p["pg"]) for p in pointers.values())
     repeated = results["aggregates"]["pointing"]["repeated"]["resnet18"]
     assert all(in_unit_interval(repeated[k]["smoothed"]["mean"]) for k in ROW_KEYS)
     assert "sr" not in results["aggregates"]["pointing"]
     assert "ImageNet" in results["not_run"]["sr"]["resnet18"]
 
     tables = (out / "tables.md").read_text()
-    table3 = tables.split("## Table 3", 1)[1].split("\n## ", 1)[0]
+    table3 = tables.split("## Table 3", 1)[1].split("Content-free pointers", 1)[0]
     rows = [line for line in table3.splitlines() if line.startswith("| ") and "Method" not in line]
     assert len(rows) == len(ROW_KEYS)
     assert all(row.split(" | ")[1] == "not run" for row in rows)  # our SR column
     assert all(float(row.split(" | ")[3].split(" ± ")[0]) <= 1.0 for row in rows)  # FR
     assert "SR not run" in tables
+    assert tables.count("| uniform chance |") == 2  # below Table 2 and Table 3
 
     for name in (
         "pointing-game.png", "saliency-repeated-resnet18-smoothed.png",

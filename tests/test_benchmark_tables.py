@@ -68,9 +68,13 @@ def fake_model(condition: str, arch: str, trial: int, pg: float, accuracy: float
     """A model record as results.json holds it, with one PG value for every row."""
     return {
         "condition": condition, "arch": arch, "trial": trial, "source": {"kind": "test"},
-        "accuracy": accuracy, "auc": 0.95, "images_tested": 10, "images_explained": 5,
+        "accuracy": accuracy, "auc": 0.95, "images_tested": 20, "images_explained": 10,
         "pointing": {k: {"unsmoothed": round(pg - 0.1, 3), "smoothed": pg} for k in ROW_KEYS},
         "objects": {k: {"unsmoothed": pg / 2, "smoothed": pg / 2} for k in ROW_KEYS},
+        "blank_maps": {k: {"unsmoothed": 1, "smoothed": 2} for k in ROW_KEYS},
+        "twin_pointing": {
+            k: {"unsmoothed": round(pg - 0.3, 3), "smoothed": round(pg - 0.2, 3)} for k in ROW_KEYS
+        },
         "per_image": [],
     }
 
@@ -98,13 +102,27 @@ def fixed_results(archs: tuple[str, ...], weights: tuple[str | None, ...] = ()) 
                          "pg_frame": "input", "smooth_sigma": 1.0},
         },
         "not_run": {} if weights else {"sr": {a: "no ImageNet weights" for a in archs}},
+        "baselines": {"256px": {
+            "image centre": {"hits": 1, "images": 10, "pg": 0.1},
+            "brightest pixel": {"hits": 2, "images": 10, "pg": 0.2},
+            "densest edges": {"hits": 3, "images": 10, "pg": 0.3},
+            "best fixed point": {"hits": 4, "images": 10, "pg": 0.4},
+            "uniform chance": {"pg": 0.05},
+        }},
         "models": models,
         "aggregates": aggregate(models, archs),
     }
 
 
 def table_lines(text: str, heading: str) -> list[str]:
-    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    """The lines of the first Markdown table under ``heading``."""
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0].split("Content-free pointers")[0]
+    return [line for line in section.splitlines() if line.startswith("|")]
+
+
+def pointer_lines(text: str, heading: str) -> list[str]:
+    """The lines of the content-free pointer table under ``heading``."""
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0].split("Content-free pointers")[1]
     return [line for line in section.splitlines() if line.startswith("|")]
 
 
@@ -116,6 +134,10 @@ def test_aggregates_hold_mean_std_dom_and_classification():
     assert aggregates["dom"]["gradcam"]["smoothed"] == pytest.approx(0.2)
     assert "sr" not in aggregates["pointing"]
     assert aggregates["classification"]["resnet34"]["accuracy"]["mean"] == pytest.approx(0.85)
+    assert aggregates["blank_maps"]["fr"]["resnet34"]["gradcam"]["smoothed"] == [2, 2]
+    assert aggregates["images_explained"]["repeated"]["efficientnet_b0"] == 10
+    twin = aggregates["twin_pointing"]["repeated"]["resnet34"]["gradcam"]["smoothed"]
+    assert twin["mean"] == pytest.approx(0.4)
 
 
 def test_tables_put_our_numbers_beside_the_papers(tmp_path):
@@ -123,26 +145,42 @@ def test_tables_put_our_numbers_beside_the_papers(tmp_path):
     text = render_tables(read_json(path))
 
     table2 = table_lines(text, "## Table 2")
-    assert table2[0] == "| Method | Unsmoothed | paper | Smoothed | paper |"
-    assert table2[2] == "| Input x Grad | 0.400 | 0.162 | 0.500 | 0.670 |"  # trial 1
+    assert table2[0] == (
+        "| Method | Unsmoothed | paper | Smoothed | paper | 95 % CI | blank | twin "
+        "| pos − twin | FR |"
+    )
+    # trial 1: 5 hits of 10 images, 2 blank maps, twin 0.3, FR trial 1 0.1
+    assert table2[2] == (
+        "| Input x Grad | 0.400 | 0.162 | 0.500 | 0.670 | [0.24, 0.76] | 2 | 0.300 | +0.200 "
+        "| 0.100 |"
+    )
     assert len(table2) == 2 + len(ROW_KEYS)
+    pointers = pointer_lines(text, "## Table 2")
+    assert pointers[2] == "| image centre | 0.100 | [0.02, 0.40] |"
+    assert pointers[-1] == "| uniform chance | 0.050 | — |"
 
     table4 = table_lines(text, "## Table 4: randomisation and repeatability, ResNet-34")
-    assert table4[0] == "| Method | SR | paper | FR | paper | Repeated | paper |"
+    assert table4[0] == (
+        "| Method | SR | paper | FR | paper | Repeated | paper | FR 95 % CI | Rep. 95 % CI "
+        "| blank FR / Rep. | Rep. pos − twin |"
+    )
+    # FR pools 4 hits of 20, Repeated 18 of 30; blank maps summed over the trials
     assert table4[5] == (
         "| Grad-CAM | not run | 0.200 ± 0.066 | 0.200 ± 0.100 | 0.093 ± 0.103 "
-        "| 0.600 ± 0.082 | 0.545 ± 0.018 |"
+        "| 0.600 ± 0.082 | 0.545 ± 0.018 | [0.08, 0.42] | [0.42, 0.75] | 4 / 6 | +0.200 |"
     )
     assert "SR not run: no ImageNet weights" in text
+    assert len(pointer_lines(text, "## Table 4")) == 7
 
     table5 = table_lines(text, "## Table 5")
     assert table5[0] == (
-        "| Method | ResNet-34 | paper ResNet-34 | EfficientNet-B0 | paper EfficientNet-B0 "
-        "| DoM | paper DoM |"
+        "| Method | ResNet-34 | 95 % CI | paper ResNet-34 | EfficientNet-B0 | 95 % CI "
+        "| paper EfficientNet-B0 | DoM | paper DoM | pos − twin | blank |"
     )
     assert table5[-1] == (
-        "| NormGrad conv3x3 combined | 0.600 ± 0.082 | 0.845 ± 0.005 | 0.400 ± 0.000 "
-        "| 0.859 ± 0.007 | 0.200 | 0.014 |"
+        "| NormGrad conv3x3 combined | 0.600 ± 0.082 | [0.42, 0.75] | 0.845 ± 0.005 "
+        "| 0.400 ± 0.000 | [0.25, 0.58] | 0.859 ± 0.007 | 0.200 | 0.014 | +0.200 / +0.200 "
+        "| 6 / 6 |"
     )
     assert "tolerance of 0.001" in text and "within 0.001 in 10 of 10 rows" in text
 
@@ -171,7 +209,7 @@ def test_one_architecture_leaves_the_dom_not_run():
 
 def test_an_efficientnet_gets_no_resnet_numbers_beside_it():
     text = render_tables(fixed_results(("efficientnet_b0",)))
-    assert table_lines(text, "## Table 2")[2] == "| Input x Grad | 0.300 | — | 0.400 | — |"
+    assert table_lines(text, "## Table 2")[2].startswith("| Input x Grad | 0.300 | — | 0.400 | — |")
     assert "The paper gives these for its ResNet only." in text
 
 

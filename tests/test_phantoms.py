@@ -58,11 +58,11 @@ def test_cardiac_frames_are_about_256_pixels():
         assert sample.image.dtype == np.uint16 and sample.task is Task.CMR
 
 
-def test_positive_radiographs_have_one_to_six_boxes_and_negatives_none():
+def test_positive_radiographs_have_one_to_three_boxes_and_negatives_none():
     samples = generate("cxr", 6, seed=5)
     for sample in samples:
         if sample.label:
-            assert 1 <= len(sample.boxes) <= 6
+            assert 1 <= len(sample.boxes) <= 3
             assert len(sample.shapes) == len(sample.boxes)
         else:
             assert sample.boxes == [] and sample.shapes == [] and not sample.object_mask.any()
@@ -75,14 +75,15 @@ def test_positive_cardiac_frames_have_exactly_the_lvot_box():
 
 
 @pytest.mark.parametrize(("task", "seed"), [("cxr", 3), ("cmr", 3)])
-def test_objects_change_pixels_only_inside_their_boxes(task, seed):
+def test_a_positive_and_its_negative_twin_share_everything_but_the_target(task, seed):
     for index in range(2):
         positive = generate(task, index + 1, seed=seed, positive_fraction=1.0)[index]
-        negative = generate(task, index + 1, seed=seed, positive_fraction=0.0)[index]
-        changed = positive.image != negative.image
+        twin = generate(task, index + 1, seed=seed, positive_fraction=0.0)[index]
+        changed = positive.image != twin.image
         inside = _union_of_boxes(positive)
-        assert changed.any()
-        assert not (changed & ~inside).any()
+        assert changed[inside].any()
+        # Outside the boxes only the decoy drawn in the target's place differs.
+        assert (changed & ~inside).mean() < 0.01
         assert not (positive.object_mask & ~inside).any()
         for x1, y1, x2, y2 in positive.boxes:
             assert positive.object_mask[y1 : y2 + 1, x1 : x2 + 1].any()
@@ -103,16 +104,12 @@ def test_box_coordinates_agree_with_the_shape_strings():
                 assert min(xs) <= x1 and x2 <= max(xs) and min(ys) <= y1 and y2 <= max(ys)
 
 
-def test_foreign_objects_are_brighter_than_the_anatomy():
-    for sample in generate("cxr", 4, seed=9, positive_fraction=1.0):
-        objects = sample.image[sample.object_mask]
-        anatomy = sample.image[~sample.object_mask]
-        assert np.median(objects) > max(0.82 * MAX_INTENSITY, np.percentile(anatomy, 99.5))
-
-
-def test_negatives_carry_distractors_as_bright_as_plastic_objects():
-    brightest = [int(s.image.max()) for s in generate("cxr", 10, seed=9, positive_fraction=0.0)]
-    assert max(brightest) > 0.84 * MAX_INTENSITY
+def test_foreign_objects_are_not_the_brightest_structure_by_rule():
+    on_object = [
+        bool(s.object_mask.flat[int(np.argmax(s.image))])
+        for s in generate("cxr", 12, seed=9, positive_fraction=1.0)
+    ]
+    assert sum(on_object) <= 6
 
 
 def test_foreign_objects_span_the_size_range():
@@ -121,10 +118,10 @@ def test_foreign_objects_span_the_size_range():
         longest = max(sample.image.shape)
         for x1, y1, x2, y2 in sample.boxes:
             extent = max(x2 - x1 + 1, y2 - y1 + 1)
-            assert extent * 256 / longest >= 2.5
-            assert extent <= sample.image.shape[1] / 10 + 2
+            assert extent * 256 / longest >= 8
+            assert extent <= 0.14 * longest + 2
             widths.append(extent * 256 / longest)
-    assert min(widths) < 8 and max(widths) > 12
+    assert min(widths) < 14 and max(widths) > 20
 
 
 def test_generate_names_the_bad_argument():

@@ -31,7 +31,7 @@ from iqgate.data.sources import PHANTOM_TASKS, PhantomSizes
 from iqgate.packages import read_card
 from iqgate.study.evaluation import PointingSettings
 from iqgate.study.experiments import BenchmarkPlan, Profile, profile_defaults, run_benchmark
-from iqgate.study.paper_numbers import PaperDataset
+from iqgate.study.paper_numbers import PAPER_INPUT_SIDES, PaperDataset, scaled_tau
 
 COMPARE_BY_DATA: dict[str, PaperDataset] = {
     "phantoms-cxr": "object-cxr", "phantoms-cmr": "lvot", "object-cxr": "object-cxr",
@@ -65,7 +65,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="class explained: label (paper text, default) or predicted (code)")
     parser.add_argument("--combine", choices=["geomean", "product"], default="geomean",
                         help="NormGrad layer combination: geomean (text, default) or product")
-    parser.add_argument("--tau", type=float, default=15.0, help="Pointing Game tolerance, px")
+    parser.add_argument(
+        "--tau", type=float,
+        help="Pointing Game tolerance, px (default: 15 px scaled from the paper's input side, "
+        "600 px Object-CXR / 224 px LVOT, to the model's input size)",
+    )
     parser.add_argument("--pg-frame", choices=["input", "original"], default="input",
                         help="score at the model input (default) or at the native image size")
     parser.add_argument("--smooth-sigma", type=float, default=1.0,
@@ -109,6 +113,15 @@ def build_plan(args: argparse.Namespace) -> BenchmarkPlan:
         else tuple(args.arch or defaults.archs)
     )
     sizes = defaults.phantom_sizes
+    input_size = (
+        read_card(packages[0]).input_size if packages
+        else args.input_size or defaults.train.input_size
+    )
+    tau = args.tau or scaled_tau(dataset, input_size)
+    tau_rule = (
+        "given" if args.tau else
+        f"15 px at the paper's {PAPER_INPUT_SIDES[dataset]} px, scaled to {input_size} px"
+    )
     return BenchmarkPlan(
         data=args.data, compare_with=dataset, archs=archs,
         train=defaults.train.with_overrides(
@@ -121,7 +134,8 @@ def build_plan(args: argparse.Namespace) -> BenchmarkPlan:
         ),
         trials=args.trials or defaults.trials,
         settings=PointingSettings(
-            target=args.target, combine=args.combine, tau=args.tau, pg_frame=args.pg_frame,
+            target=args.target, combine=args.combine, tau=tau, tau_rule=tau_rule,
+            pg_frame=args.pg_frame,
             smooth_sigma=args.smooth_sigma, batch_size=args.explain_batch,
             num_workers=args.workers,
         ),

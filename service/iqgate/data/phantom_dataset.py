@@ -17,9 +17,15 @@ from iqgate.data.transforms import ImageTransform
 from iqgate.imaging import normalise_imagenet, resize_square, scale_boxes, window_to_unit
 
 
-def _render(
+def render_input(
     args: tuple[str, int, int, float, int, int],
 ) -> tuple[np.ndarray, int, list, list, tuple[int, int]]:
+    """Phantom ``index`` of ``generate(task, n, seed, fraction)`` as the model sees it.
+
+    ``args`` is ``(task, n, seed, fraction, size, index)``; returns the float16 grey
+    input [size, size] in [0, 1], the label, the native boxes and shapes, and the
+    native ``(height, width)``.
+    """
     task, n, seed, fraction, size, index = args
     sample = generate(task, n, seed=seed, positive_fraction=fraction)[index]
     centre, width = display_window(sample.image)
@@ -78,13 +84,13 @@ class PhantomDataset(Dataset[ImageItem]):
         if processes > 1:
             with multiprocessing.get_context("spawn").Pool(processes) as pool:
                 for index, rendered in zip(
-                    todo, pool.imap(_render, map(self._args, todo), chunksize=8), strict=True
+                    todo, pool.imap(render_input, map(self._args, todo), chunksize=8), strict=True
                 ):
                     self._cache[index] = rendered
                     bar.update()
         else:
             for index in todo:
-                self._cache[index] = _render(self._args(index))
+                self._cache[index] = render_input(self._args(index))
                 bar.update()
         bar.close()
         if cache_file is not None and todo:
@@ -109,7 +115,7 @@ class PhantomDataset(Dataset[ImageItem]):
         if not 0 <= index < self.n:
             raise IndexError(f"phantom index {index} out of range for {self.n} samples")
         if index not in self._cache:
-            self._cache[index] = _render(self._args(index))
+            self._cache[index] = render_input(self._args(index))
         grey16, label, boxes, shapes, native = self._cache[index]
         grey = torch.from_numpy(grey16).float()
         if self.transform is not None:

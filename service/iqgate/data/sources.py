@@ -33,6 +33,8 @@ class DataSplits:
     val: Dataset[ImageItem]
     test: Dataset[ImageItem]
     description: str
+    twins: Dataset[ImageItem] | None = None
+    """The negative twin of every test image (phantoms only: same image, no target)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,13 @@ def open_data(
             splits["test"],
             f"synthetic {task} phantoms (iqgate.data.phantoms), seeds {seed} + "
             f"{SPLIT_SEED_OFFSETS}, sizes {phantom_sizes}",
+            twins=PhantomDataset(
+                task,
+                phantom_sizes.test,
+                size=size,
+                seed=seed + SPLIT_SEED_OFFSETS["test"],
+                positive_fraction=0.0,
+            ),
         )
     if kind == "object-cxr" and location:
         root = Path(location)

@@ -14,7 +14,7 @@ rounding).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -28,6 +28,7 @@ from iqgate.explain import explain_many
 from iqgate.explain.normgrad import Combine
 from iqgate.explain.postprocess import finish, upsample
 from iqgate.imaging import IMAGENET_MEAN, IMAGENET_STD
+from iqgate.study.baselines import score_pointers
 from iqgate.study.metrics import roc_auc, scores_at
 from iqgate.study.paper_numbers import ROWS
 from iqgate.study.pointing import (
@@ -57,7 +58,9 @@ class PointingSettings:
     combine : {"geomean", "product"}
         Combination of NormGrad layer maps (text: geometric mean; code: product).
     tau : float
-        Pointing Game tolerance in pixels of the scoring frame (paper: 15).
+        Pointing Game tolerance in pixels of the scoring frame (paper: 15 at 600 or 224 px).
+    tau_rule : str
+        How ``tau`` was chosen, for the tables (given, or scaled from the paper's).
     pg_frame : {"input", "original"}
         Score at the model's input resolution (the authors' code) or map back to the
         native image (bilinear) and score against the native boxes.
@@ -70,6 +73,7 @@ class PointingSettings:
     target: TargetRule = "label"
     combine: Combine = "geomean"
     tau: float = 15.0
+    tau_rule: str = "given"
     pg_frame: PgFrame = "input"
     smooth_sigma: float = 1.0
     batch_size: int = 8
@@ -129,6 +133,26 @@ class ModelEvaluation:
             for row, by_smoothing in self._outcomes("objects_hit").items()
         }
 
+    def blanks(self) -> dict[str, dict[str, int]]:
+        """How many explained images got a blank (constant) map, per row and smoothing."""
+        return {
+            row: {s: int(sum(flags)) for s, flags in by_smoothing.items()}
+            for row, by_smoothing in self._outcomes("blank").items()
+        }
+
+    def twin_pointing(self) -> dict[str, dict[str, float]] | None:
+        """Pointing Game of the negative twins' maps against the positives' boxes, per row
+        and smoothing; None when the data set has no twins."""
+        if not self.per_image or "twin_hit" not in self.per_image[0]:
+            return None
+        return {
+            row.key: {
+                s: float(np.mean([image["twin_hit"][row.key][s] for image in self.per_image]))
+                for s in SMOOTHINGS
+            }
+            for row in ROWS
+        }
+
 
 def row_maps(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, settings: PointingSettings
@@ -152,17 +176,47 @@ def _display_grey(image: torch.Tensor) -> np.ndarray:
 def _score(
     maps: dict[str, dict[str, torch.Tensor]], boxes: torch.Tensor, tau: float
 ) -> dict[str, dict[str, dict[str, object]]]:
+    """Hit, all-objects fraction, peak and blankness of every map; a blank map misses."""
     outcomes: dict[str, dict[str, dict[str, object]]] = {}
     for key, by_smoothing in maps.items():
         outcomes[key] = {}
         for smoothing, saliency in by_smoothing.items():
             values = saliency.cpu().numpy()
+            blank = bool(values.max() <= values.min())
             outcomes[key][smoothing] = {
-                "hit": pointing_game(values, boxes, tau),
-                "objects_hit": objects_hit_fraction(values, boxes, tau),
+                "hit": False if blank else pointing_game(values, boxes, tau),
+                "objects_hit": 0.0 if blank else objects_hit_fraction(values, boxes, tau),
                 "peak": list(first_maximum(values)),
+                "blank": blank,
             }
     return outcomes
+
+
+def _twin_hits(
+    model: nn.Module,
+    twins: Dataset[ImageItem],
+    positives: list[tuple[int, torch.Tensor]],
+    settings: PointingSettings,
+    device: torch.device,
+) -> list[dict[str, dict[str, bool]]]:
+    """Per positive ``(index, boxes)``: whether each row's map of its negative twin (the
+    same image without the target, explained for class 1) hits the positive's boxes."""
+    items = [twins[index] for index, _ in positives]
+    images = torch.stack([item["image"] for item in items]).to(device)
+    ones = torch.ones(len(items), dtype=torch.long, device=device)
+    maps = row_maps(model, images, ones, replace(settings, target="label"))
+    smoothed = {k: finish(v, settings.smooth_sigma) for k, v in maps.items()}
+    hits = []
+    for j, (_, boxes) in enumerate(positives):
+        by_row = {}
+        for key in maps:
+            by_row[key] = {}
+            for smoothing, saliency in (("unsmoothed", maps[key][j]), ("smoothed", smoothed[key][j])):
+                values = saliency.cpu().numpy()
+                blank = values.max() <= values.min()
+                by_row[key][smoothing] = not blank and bool(pointing_game(values, boxes, settings.tau))
+        hits.append(by_row)
+    return hits
 
 
 def _explain_batch(
@@ -204,6 +258,7 @@ def evaluate_model(
     keep_cases: int = 0,
     progress: bool = False,
     description: str = "explain",
+    twins: Dataset[ImageItem] | None = None,
 ) -> ModelEvaluation:
     """Classify every test image and score every row's maps on those with boxes.
 
@@ -218,6 +273,10 @@ def evaluate_model(
         Target, combination, tolerance, scoring frame, smoothing.
     keep_cases:
         How many of the first explained images to keep, with their maps, for figures.
+    twins:
+        The negative twin of every test image (same index, target not drawn), when the
+        data has them (phantoms): each positive's twin is explained for class 1 and
+        scored against the positive's boxes (``"twin_hit"`` of each image record).
 
     Returns
     -------
@@ -245,7 +304,14 @@ def evaluate_model(
         if not chosen:
             continue
         explained = _explain_batch(model, batch, chosen, settings, device)
-        for i, (at_input, framed) in zip(chosen, explained, strict=True):
+        twin_hits = (
+            _twin_hits(
+                model, twins, [(offset + i, batch["boxes"][i]) for i in chosen], settings, device
+            )
+            if twins is not None
+            else [None] * len(chosen)
+        )
+        for i, (at_input, framed), twin_hit in zip(chosen, explained, twin_hits, strict=True):
             boxes = batch["boxes"][i] if settings.pg_frame == "input" else batch["native_boxes"][i]
             outcomes = _score(framed, boxes, settings.tau)
             label = int(batch["label"][i])
@@ -255,6 +321,7 @@ def evaluate_model(
                 "predicted": int(predicted[i]),
                 "target": label if settings.target == "label" else int(predicted[i]),
                 "objects": len(boxes), "outcomes": outcomes,
+                **({"twin_hit": twin_hit} if twin_hit is not None else {}),
             })
             if len(evaluation.cases) < keep_cases:
                 evaluation.cases.append(FigureCase(
@@ -273,3 +340,15 @@ def evaluate_model(
     evaluation.auc = auc if math.isfinite(auc) else None
     evaluation.images_tested = len(labels)
     return evaluation
+
+
+def pointer_baselines(dataset: Dataset[ImageItem], tau: float) -> dict[str, dict[str, float]]:
+    """The content-free pointers of :mod:`iqgate.study.baselines` on the test images with
+    boxes, at the input resolution (what any saliency row is compared with)."""
+    items = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
+    chosen = [item for item in items if len(item["boxes"])]
+    return score_pointers(
+        [_display_grey(item["image"]) for item in chosen],
+        [item["boxes"].numpy() for item in chosen],
+        tau,
+    )

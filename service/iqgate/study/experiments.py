@@ -36,7 +36,12 @@ from iqgate.data.sources import DataSplits, PhantomSizes, open_data
 from iqgate.data.transforms import training_augmentation
 from iqgate.packages import load_package, read_card
 from iqgate.study.dom import STD_DDOF
-from iqgate.study.evaluation import SMOOTHINGS, PointingSettings, evaluate_model
+from iqgate.study.evaluation import (
+    SMOOTHINGS,
+    PointingSettings,
+    evaluate_model,
+    pointer_baselines,
+)
 from iqgate.study.figures import pointing_chart, saliency_grid
 from iqgate.study.paper_numbers import PAPER_ARCHITECTURES, PaperDataset
 from iqgate.study.randomisation import (
@@ -293,10 +298,11 @@ def run_benchmark(
         description = source.describe()
         log(f"{label}: {description}")
         model = load_model(source, data_at, device=device, progress=progress, log=log)
+        splits = data_at(source.input_size)
         evaluation = evaluate_model(
-            model, data_at(source.input_size).test, plan.settings, device=device,
+            model, splits.test, plan.settings, device=device,
             keep_cases=plan.figure_cases if source.trial == 1 else 0, progress=progress,
-            description=f"explain {label}",
+            description=f"explain {label}", twins=splits.twins,
         )
         models.append(
             model_record(source.condition, source.arch, source.trial, description, evaluation)
@@ -316,6 +322,10 @@ def run_benchmark(
             "minutes": round((time.time() - started) / 60, 2),
         },
         "not_run": not_run,
+        "baselines": {
+            f"{size}px": pointer_baselines(splits.test, plan.settings.tau)
+            for size, splits in opened.items()
+        },
         "models": models,
         "aggregates": aggregate(models, plan.archs),
     }

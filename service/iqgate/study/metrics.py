@@ -79,3 +79,20 @@ def sensitivity_threshold(labels: np.ndarray, scores: np.ndarray, sensitivity: f
         raise ValueError("cannot choose a threshold for a sensitivity without positive images")
     needed = int(np.ceil(sensitivity * positive_scores.size))
     return float(positive_scores[needed - 1])
+
+
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion ``hits / n`` (95 % with ``z = 1.96``); None if n = 0.
+
+    >>> [round(v, 3) for v in wilson_interval(8, 10)]
+    [0.49, 0.943]
+    """
+    if n == 0:
+        return None
+    if not 0 <= hits <= n:
+        raise ValueError(f"hits must lie in [0, n]; got hits={hits}, n={n}")
+    p = hits / n
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

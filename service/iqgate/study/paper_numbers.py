@@ -48,6 +48,20 @@ ROWS: tuple[SaliencyRow, ...] = (
 """The ten rows of Tables 2 to 5, in the paper's order."""
 ROW_KEYS: tuple[str, ...] = tuple(row.key for row in ROWS)
 
+PAPER_INPUT_SIDES: dict[PaperDataset, int] = {"object-cxr": 600, "lvot": 224}
+"""The paper's model input side per data set, at which tau = 15 px is measured."""
+PAPER_TAU_PX = 15.0
+
+
+def scaled_tau(dataset: PaperDataset, input_size: int) -> float:
+    """The paper's 15 px tolerance scaled to ``input_size`` (same fraction of the image).
+
+    >>> scaled_tau("object-cxr", 256)
+    6.4
+    """
+    return PAPER_TAU_PX * input_size / PAPER_INPUT_SIDES[dataset]
+
+
 PAPER_ARCHITECTURES: dict[PaperDataset, tuple[str, str]] = {
     "object-cxr": ("resnet34", "efficientnet_b0"),
     "lvot": ("resnet50", "efficientnet_b0"),

@@ -6,11 +6,16 @@
   combine, tau, scoring frame, smoothing, training hyper-parameters, seeds, command);
 - ``models``: one record per evaluated model (condition, architecture, trial, where
   it came from, accuracy, AUC, Pointing Game and all-objects score per row and
-  smoothing, and ``per_image``: every explained image's outcome per row);
+  smoothing, blank maps per row and smoothing, the negative twins' Pointing Game
+  (phantoms; else null), and ``per_image``: every explained image's outcome per row);
 - ``aggregates``: ``pointing`` and ``objects`` as
   ``[condition][arch][row][smoothing] -> {mean, std, n, values}`` over trials,
-  ``dom`` as ``[row][smoothing]`` (two architectures only) and ``classification``
-  as ``[arch] -> {trials, accuracy, auc}`` (Table 6, repeated models);
+  ``twin_pointing`` likewise (phantoms only), ``blank_maps`` as
+  ``[condition][arch][row][smoothing] -> [count per trial]``, ``images_explained`` as
+  ``[condition][arch]``, ``dom`` as ``[row][smoothing]`` (two architectures only) and
+  ``classification`` as ``[arch] -> {trials, accuracy, auc}`` (Table 6, repeated models);
+- ``baselines``: per input size, the content-free pointers on the same test images
+  (:func:`iqgate.study.evaluation.pointer_baselines`);
 - ``not_run``: conditions that were skipped and why (SR without ImageNet weights).
 """
 
@@ -39,6 +44,7 @@ def model_record(
         "accuracy": evaluation.accuracy, "auc": evaluation.auc,
         "images_tested": evaluation.images_tested, "images_explained": len(evaluation.per_image),
         "pointing": evaluation.pointing(), "objects": evaluation.objects(),
+        "blank_maps": evaluation.blanks(), "twin_pointing": evaluation.twin_pointing(),
         "per_image": evaluation.per_image,
     }
 
@@ -64,6 +70,21 @@ def aggregate(models: Sequence[Mapping], archs: Sequence[str]) -> dict[str, obje
             for c in CONDITIONS if any((c, a) in present for a in archs)
         }
         for score in ("pointing", "objects")
+    }
+    result["blank_maps"] = {
+        c: {a: {row: {s: [m["blank_maps"][row][s] for m in present[(c, a)]] for s in SMOOTHINGS}
+                for row in ROW_KEYS}
+            for a in archs if (c, a) in present}
+        for c in CONDITIONS if any((c, a) in present for a in archs)
+    }
+    result["images_explained"] = {
+        c: {a: present[(c, a)][0]["images_explained"] for a in archs if (c, a) in present}
+        for c in CONDITIONS if any((c, a) in present for a in archs)
+    }
+    result["twin_pointing"] = {
+        c: {a: _summaries(present[(c, a)], "twin_pointing") for a in archs
+            if (c, a) in present and present[(c, a)][0].get("twin_pointing") is not None}
+        for c in CONDITIONS if any((c, a) in present for a in archs)
     }
     repeated = [groups[("repeated", a)] for a in archs]
     if len(archs) == 2 and all(repeated):

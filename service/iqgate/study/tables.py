@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from iqgate.study.baselines import BEST_FIXED_POINT, CONTENT_FREE_POINTERS
 from iqgate.study.dom import DOM_TOLERANCE, dom_agrees
+from iqgate.study.metrics import wilson_interval
 from iqgate.study.paper_numbers import (
     ARCHITECTURE_TITLES,
     DATASET_TITLES,
@@ -40,6 +42,12 @@ def fmt(value: float | None) -> str:
 def fmt_mean_std(mean: float, std: float) -> str:
     """``mean ± std`` with three decimals."""
     return f"{mean:.3f} ± {std:.3f}"
+
+
+def fmt_interval(hits: int, n: int) -> str:
+    """The 95 % Wilson interval of ``hits / n`` as ``[low, high]``."""
+    interval = wilson_interval(hits, n)
+    return NO_PAPER_VALUE if interval is None else f"[{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
 def _summary_cell(summary: Mapping[str, object] | None) -> str:
@@ -72,6 +80,7 @@ class _Results:
         self.not_run: Mapping = results.get("not_run", {})
         self.dataset: PaperDataset = self.options["compare_with"]
         self.archs: list[str] = list(self.options["archs"])
+        self.baselines: Mapping = results.get("baselines", {})
 
     def summary(
         self, condition: str, arch: str, row: str, smoothing: str = "smoothed",
@@ -80,9 +89,37 @@ class _Results:
         found = self.aggregates[score].get(condition, {}).get(arch)
         return None if found is None else found[row][smoothing]
 
-    def trial_one(self, arch: str, row: str, smoothing: str) -> float | None:
-        summary = self.summary("repeated", arch, row, smoothing)
+    def trial_one(
+        self, arch: str, row: str, smoothing: str, condition: str = "repeated",
+        score: str = "pointing",
+    ) -> float | None:
+        summary = self.summary(condition, arch, row, smoothing, score)
         return None if summary is None else float(summary["values"][0])
+
+    def images(self, condition: str, arch: str) -> int | None:
+        """Images explained per model of ``condition`` and ``arch``."""
+        return self.aggregates.get("images_explained", {}).get(condition, {}).get(arch)
+
+    def blanks(self, condition: str, arch: str, row: str) -> list[int] | None:
+        """Blank smoothed maps per trial."""
+        found = self.aggregates.get("blank_maps", {}).get(condition, {}).get(arch)
+        return None if found is None else list(found[row]["smoothed"])
+
+    def pooled_interval(self, condition: str, arch: str, row: str) -> str:
+        """95 % Wilson interval of the smoothed PG, hits pooled over the trials."""
+        summary, n = self.summary(condition, arch, row), self.images(condition, arch)
+        if summary is None or not n:
+            return NOT_RUN
+        values = [float(v) for v in summary["values"]]
+        return fmt_interval(round(sum(values) * n), n * len(values))
+
+    def paired_difference(self, condition: str, arch: str, row: str) -> str:
+        """Mean over trials of PG(positive) - PG(negative twin), smoothed."""
+        twin = self.summary(condition, arch, row, score="twin_pointing")
+        ours = self.summary(condition, arch, row)
+        if twin is None or ours is None:
+            return NO_PAPER_VALUE
+        return f"{float(ours['mean']) - float(twin['mean']):+.3f}"
 
 
 def _header(r: _Results) -> str:
@@ -100,30 +137,71 @@ def _header(r: _Results) -> str:
          f"input {o['train']['input_size']} px (packages: their own); packages: "
          f"{', '.join(o['packages']) or 'none'}; ImageNet weights: {weights}"),
         (f"- target `{settings['target']}`, NormGrad combine `{settings['combine']}`, "
-         f"tau {settings['tau']:g} px, pointing-game frame `{settings['pg_frame']}`, smoothing "
-         f"sigma {settings['smooth_sigma']:g}"),
+         f"tau {settings['tau']:g} px ({settings.get('tau_rule', 'given')}), pointing-game "
+         f"frame `{settings['pg_frame']}`, smoothing sigma {settings['smooth_sigma']:g}"),
         ("- Pointing Game accuracy T / (T + F) over the test images with at least one box; "
          "mean ± std over trials (population std); the paper's values as printed."),
+        ("- Beside every Pointing Game: its 95 % Wilson interval, the blank (constant) maps "
+         "(scored as misses), the paired difference PG(positive) - PG(negative twin: the same "
+         "image without the target, scored against the positive's boxes) and, below each "
+         "table, what content-free pointers score on the same images."),
     ])
 
 
+def pointer_block(r: _Results) -> str:
+    """Content-free pointers on the same test images, per input size."""
+    lines = []
+    for size, scores in r.baselines.items():
+        if not scores:
+            continue
+        rows = [
+            [name, fmt(scores[name]["pg"]),
+             fmt_interval(int(scores[name]["hits"]), int(scores[name]["images"]))]
+            for name in (*CONTENT_FREE_POINTERS, BEST_FIXED_POINT)
+        ]
+        rows.append(["uniform chance", fmt(scores["uniform chance"]["pg"]), NO_PAPER_VALUE])
+        lines += [
+            f"Content-free pointers on the same test images ({size}, smoothed PG):",
+            "",
+            markdown_table(["Pointer", "PG", "95 % CI"], rows),
+        ]
+    return "\n".join(lines)
+
+
 def table2(r: _Results) -> str:
-    """Table 2: one trained model (trial 1), unsmoothed and smoothed."""
+    """Table 2: one trained model (trial 1), unsmoothed and smoothed, with its chance rows."""
     arch = r.archs[0]
     resnet = paper_column(arch) == 0
+    n = r.images("repeated", arch)
     rows = []
     for row in ROWS:
         paper = TABLE2[r.dataset][row.key] if resnet else (None, None)
+        smoothed = r.trial_one(arch, row.key, "smoothed")
+        twin = r.trial_one(arch, row.key, "smoothed", score="twin_pointing")
+        blanks = r.blanks("repeated", arch, row.key)
         rows.append([
             row.label, fmt(r.trial_one(arch, row.key, "unsmoothed")), fmt(paper[0]),
-            fmt(r.trial_one(arch, row.key, "smoothed")), fmt(paper[1]),
+            fmt(smoothed), fmt(paper[1]),
+            fmt_interval(round(smoothed * n), n) if smoothed is not None and n else NOT_RUN,
+            str(blanks[0]) if blanks else NO_PAPER_VALUE,
+            fmt(twin),
+            NO_PAPER_VALUE if twin is None or smoothed is None else f"{smoothed - twin:+.3f}",
+            fmt(r.trial_one(arch, row.key, "smoothed", condition="fr")),
         ])
     return "\n".join([
         "## Table 2: one trained model, unsmoothed and smoothed",
         "",
-        f"Ours: {_title(arch)}, trial 1. Paper: {_title(PAPER_ARCHITECTURES[r.dataset][0])}.",
+        (f"Ours: {_title(arch)}, trial 1 ({n} images with boxes). Paper: "
+         f"{_title(PAPER_ARCHITECTURES[r.dataset][0])}. CI, blank, twin and FR refer to the "
+         "smoothed maps; FR is the fully randomised trial 1."),
         "",
-        markdown_table(["Method", "Unsmoothed", "paper", "Smoothed", "paper"], rows),
+        markdown_table(
+            ["Method", "Unsmoothed", "paper", "Smoothed", "paper", "95 % CI", "blank",
+             "twin", "pos − twin", "FR"],
+            rows,
+        ),
+        "",
+        pointer_block(r),
     ])
 
 
@@ -137,10 +215,18 @@ def randomisation_table(r: _Results, arch: str) -> str:
             cells.append(_summary_cell(r.summary(condition, arch, row.key)))
             paper = RANDOMISATION[r.dataset][row.key][condition]
             cells.append(fmt_mean_std(*paper) if resnet else NO_PAPER_VALUE)
+        blanks = [r.blanks(c, arch, row.key) for c in ("fr", "repeated")]
+        cells += [
+            r.pooled_interval("fr", arch, row.key),
+            r.pooled_interval("repeated", arch, row.key),
+            " / ".join(NO_PAPER_VALUE if b is None else str(sum(b)) for b in blanks),
+            r.paired_difference("repeated", arch, row.key),
+        ]
         rows.append(cells)
     header = ["Method"]
     for condition in ("sr", "fr", "repeated"):
         header += [CONDITION_TITLES[condition], "paper"]
+    header += ["FR 95 % CI", "Rep. 95 % CI", "blank FR / Rep.", "Rep. pos − twin"]
     reason = r.not_run.get("sr", {}).get(arch)
     notes = [f"SR {NOT_RUN}: {reason}"] if reason else []
     paper_note = (
@@ -151,10 +237,13 @@ def randomisation_table(r: _Results, arch: str) -> str:
         (f"## Table {PAPER_TABLE_NUMBERS[r.dataset]}: randomisation and repeatability, "
          f"{_title(arch)} (smoothed)"),
         "",
-        f"Ours: {_title(arch)}. {paper_note}",
+        (f"Ours: {_title(arch)}. {paper_note} Intervals pool the hits of all trials; blank "
+         "maps are summed over trials."),
         "",
         markdown_table(header, rows),
         *(["", *notes] if notes else []),
+        "",
+        pointer_block(r),
     ])
 
 
@@ -172,23 +261,31 @@ def table5(r: _Results) -> str:
         for arch in r.archs:
             cells += [
                 _summary_cell(r.summary("repeated", arch, row.key)),
+                r.pooled_interval("repeated", arch, row.key),
                 fmt_mean_std(*paper_cells[paper_column(arch)]),
             ]
-        rows.append([*cells, fmt(dom[row.key]["smoothed"]), fmt(paper.dom)])
+        blanks = [r.blanks("repeated", arch, row.key) for arch in r.archs]
+        rows.append([
+            *cells, fmt(dom[row.key]["smoothed"]), fmt(paper.dom),
+            " / ".join(r.paired_difference("repeated", arch, row.key) for arch in r.archs),
+            " / ".join(NO_PAPER_VALUE if b is None else str(sum(b)) for b in blanks),
+        ])
     header = ["Method"]
     for arch in r.archs:
-        header += [_title(arch), f"paper {_paper_title(r.dataset, arch)}"]
+        header += [_title(arch), "95 % CI", f"paper {_paper_title(r.dataset, arch)}"]
     agreeing = sum(
         dom_agrees(p.dom, p.resnet[0], p.efficientnet[0]) for p in TABLE5[r.dataset].values()
     )
     return "\n".join([
         *lines,
-        markdown_table([*header, "DoM", "paper DoM"], rows),
+        markdown_table([*header, "DoM", "paper DoM", "pos − twin", "blank"], rows),
         "",
         (f"DoM = |mean repeated PG of {r.archs[0]} - that of {r.archs[1]}|. Compare DoM values "
          f"with a tolerance of {DOM_TOLERANCE}: the paper rounds its means and its DoM "
          f"separately; its printed DoM matches the difference of its printed means within "
          f"{DOM_TOLERANCE} in {agreeing} of {len(TABLE5[r.dataset])} rows."),
+        "",
+        pointer_block(r),
     ])
 
 

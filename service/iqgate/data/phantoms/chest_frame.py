@@ -56,7 +56,7 @@ class ChestFrame:
         apex_y = rng.uniform(0.04, 0.09) + max(aspect - 1.55 * lung_height, 0.0) * rng.uniform(
             0.2, 0.5
         )
-        tilt = np.deg2rad(rng.uniform(-3.0, 3.0))
+        tilt = np.deg2rad(rng.uniform(-6.0, 6.0))
         # Image coordinates in widths, then rotated and scaled into lung heights.
         image_x = ((np.arange(grid_w, dtype=np.float32) + 0.5) / grid_w - 0.5 - centre_x)[None, :]
         image_y = ((np.arange(grid_h, dtype=np.float32) + 0.5) / grid_w - apex_y)[:, None]

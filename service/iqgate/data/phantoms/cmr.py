@@ -1,19 +1,21 @@
 """The cardiac MR phantom: a 4-chamber bSSFP cine-like frame, with or without the LVOT.
 
-A positive (label 1) shows the left ventricular outflow tract: a bright tube of blood
-leaving the left ventricle's base between the atria towards the aortic root, as when
-the 4-chamber plane is tilted into a "5-chamber" view. The heart is drawn in a frame
-``(u, v)`` in units of the heart's length: ``u`` across towards the left ventricle,
-``v`` from the atrioventricular plane (0) away from the apex (the apex is at -1).
+A positive (label 1) shows the left ventricular outflow tract: a tube of blood leaving
+the left ventricle's cavity between the atria and ending in the aortic root, as when
+the 4-chamber plane is tilted into a "5-chamber" view. Every frame also shows several
+decoy vessels from the same generator (:mod:`iqgate.data.phantoms.cmr_vessels`), the
+field of view is shifted by up to a quarter of the frame and the heart is rotated, so
+neither position nor grey level tells where the target is. The heart is drawn in a
+frame ``(u, v)`` in units of the heart's length: ``u`` across towards the left
+ventricle, ``v`` from the atrioventricular plane (0) away from the apex (at -1).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 from iqgate.data.phantoms.cmr_painter import Frame, paint
+from iqgate.data.phantoms.cmr_vessels import decoy_tube, draw_tube_count, outflow_tract, paint_tube
 from iqgate.data.phantoms.sample import MAX_INTENSITY, Sample, SampleStreams, Task
 from iqgate.data.phantoms.shapes import ShapeType, Window, mask_bounding_box, object_cxr_shape
 
@@ -24,6 +26,18 @@ BLOOD, MYOCARDIUM, FAT, LUNG, LIVER, MUSCLE, MARROW = 1.0, 0.22, 0.72, 0.04, 0.3
 MEDIASTINUM = 0.4
 """bSSFP signal of each tissue, relative to blood."""
 
+FIELD_SHIFT_FRACTION = 0.28
+"""The field of view is shifted by up to this fraction of the frame in x and in y."""
+
+BODY_FAT_RANGE = (0.8, 1.05)
+"""Signal of subcutaneous fat relative to blood: as bright as blood near a coil in bSSFP."""
+
+CHAMBER_BLOOD_RANGE = (0.9, 1.0)
+"""Signal of each chamber's blood pool relative to blood (inflow and coil effects)."""
+
+HEART_TILT_RANGE_DEG = (-70.0, 40.0)
+"""Direction of the heart's long axis in the frame."""
+
 
 def render_cmr(seed: int, index: int, label: int) -> Sample:
     """Cardiac MR frame ``index`` of ``seed``, showing the LVOT when ``label`` is 1.
@@ -33,7 +47,9 @@ def render_cmr(seed: int, index: int, label: int) -> Sample:
     seed, index : int
         Select the random streams (:class:`SampleStreams`).
     label : int
-        1 draws the LV outflow tract; anatomy, shading and noise do not depend on it.
+        1 draws the LV outflow tract in the place of the first decoy vessel (label 0 is
+        the negative twin); anatomy, the other vessels, shading and noise do not
+        depend on it.
 
     Returns
     -------
@@ -49,14 +65,13 @@ def render_cmr(seed: int, index: int, label: int) -> Sample:
     )
     pixel_spacing_mm = round(float(rng.uniform(1.3, 1.6)), 3)
     signal = np.zeros(shape, dtype=np.float64)
-    _paint_thorax(signal, rng)
-    heart = _heart_frame(shape, rng)
+    shift = rng.uniform(-FIELD_SHIFT_FRACTION, FIELD_SHIFT_FRACTION, 2) * np.array(shape[::-1])
+    _paint_thorax(signal, rng, shift)
+    heart = _heart_frame(shape, rng, shift)
     _paint_heart(signal, heart, rng)
-    lvot = _lvot_geometry(streams.objects)
-    object_mask = np.zeros(shape, dtype=bool)
+    object_mask = _paint_vessels(signal, heart, streams.objects, label)
     boxes, shapes = [], []
     if label:
-        object_mask = _paint_lvot(signal, heart, lvot)
         box = mask_bounding_box(object_mask, Window(0, 0, shape[0] - 1, shape[1] - 1))
         if box is None:
             raise RuntimeError(f"the LVOT of CMR sample {index} (seed {seed}) changed no pixel")
@@ -75,14 +90,17 @@ def render_cmr(seed: int, index: int, label: int) -> Sample:
     )
 
 
-def _paint_thorax(signal: np.ndarray, rng: np.random.Generator) -> None:
+def _paint_thorax(signal: np.ndarray, rng: np.random.Generator, shift: np.ndarray) -> None:
     """Body with subcutaneous fat, lungs, liver, spine and descending aorta."""
     height, width = signal.shape
-    centre = (width * rng.uniform(0.47, 0.53), height * rng.uniform(0.48, 0.54))
+    centre = (
+        width * rng.uniform(0.47, 0.53) + shift[0],
+        height * rng.uniform(0.48, 0.54) + shift[1],
+    )
     body = Frame(signal.shape, centre, rng.uniform(-0.1, 0.1), min(height, width) / 2)
     half_w, half_h = rng.uniform(0.86, 0.95), rng.uniform(0.72, 0.85)
-    paint(signal, body.ellipse_alpha((0.0, 0.0), (half_w, half_h)), FAT)
-    fat = rng.uniform(0.03, 0.07)
+    paint(signal, body.ellipse_alpha((0.0, 0.0), (half_w, half_h)), rng.uniform(*BODY_FAT_RANGE))
+    fat = rng.uniform(0.05, 0.1)
     paint(signal, body.ellipse_alpha((0.0, 0.0), (half_w - fat, half_h - fat)), MUSCLE)
     for side in (-1, 1):
         paint(signal, body.ellipse_alpha((side * 0.5, -0.08), (0.32, 0.52)), LUNG)
@@ -94,12 +112,15 @@ def _paint_thorax(signal: np.ndarray, rng: np.random.Generator) -> None:
     paint(signal, body.ellipse_alpha(aorta, (0.07, 0.07)), BLOOD * 0.9)
 
 
-def _heart_frame(shape: tuple[int, int], rng: np.random.Generator) -> Frame:
+def _heart_frame(shape: tuple[int, int], rng: np.random.Generator, shift: np.ndarray) -> Frame:
     """Where the heart is: the crux, the long-axis direction and the heart's length."""
     height, width = shape
-    crux = (width * rng.uniform(0.46, 0.56), height * rng.uniform(0.5, 0.58))
-    tilt = np.deg2rad(rng.uniform(-40.0, 20.0))
-    return Frame(shape, crux, tilt, min(shape) * rng.uniform(0.36, 0.44))
+    crux = (
+        width * rng.uniform(0.46, 0.56) + shift[0],
+        height * rng.uniform(0.5, 0.58) + shift[1],
+    )
+    tilt = np.deg2rad(rng.uniform(*HEART_TILT_RANGE_DEG))
+    return Frame(shape, crux, tilt, min(shape) * rng.uniform(0.32, 0.44))
 
 
 def _paint_heart(signal: np.ndarray, heart: Frame, rng: np.random.Generator) -> None:
@@ -125,10 +146,10 @@ def _paint_heart(signal: np.ndarray, heart: Frame, rng: np.random.Generator) -> 
             MYOCARDIUM,
         )
     for centre, axes, level in [
-        (lv_centre, lv_axes, BLOOD),
-        (rv_centre, rv_axes, 0.95 * BLOOD),
-        (la_centre, la_axes, 0.97 * BLOOD),
-        (ra_centre, ra_axes, 0.95 * BLOOD),
+        (lv_centre, lv_axes, rng.uniform(*CHAMBER_BLOOD_RANGE)),
+        (rv_centre, rv_axes, rng.uniform(*CHAMBER_BLOOD_RANGE)),
+        (la_centre, la_axes, rng.uniform(*CHAMBER_BLOOD_RANGE)),
+        (ra_centre, ra_axes, rng.uniform(*CHAMBER_BLOOD_RANGE)),
     ]:
         paint(signal, heart.ellipse_alpha(centre, axes), level)
     for offset in (-0.06, 0.08):
@@ -141,29 +162,19 @@ def _paint_heart(signal: np.ndarray, heart: Frame, rng: np.random.Generator) -> 
         paint(signal, heart.ellipse_alpha((0.3, 0.02), (0.03, 0.03)), 0.9 * BLOOD)
 
 
-class OutflowTract(NamedTuple):
-    """The LVOT in the heart frame: a tube from the LV base to the aortic root."""
-
-    start: tuple[float, float]
-    end: tuple[float, float]
-    radius: float
-
-
-def _lvot_geometry(rng: np.random.Generator) -> OutflowTract:
-    """Where the outflow tract runs; shorter ones are seen when the plane cuts it early."""
-    start = (rng.uniform(0.06, 0.12), rng.uniform(-0.16, -0.1))
-    reach = rng.uniform(0.55, 1.0)
-    target = (rng.uniform(-0.04, 0.04), rng.uniform(0.12, 0.2))
-    end = (start[0] + reach * (target[0] - start[0]), start[1] + reach * (target[1] - start[1]))
-    return OutflowTract(start, end, rng.uniform(0.05, 0.07))
-
-
-def _paint_lvot(signal: np.ndarray, heart: Frame, lvot: OutflowTract) -> np.ndarray:
-    """Draw the outflow tract and the aortic root bulb; returns the pixels they changed."""
-    changed = paint(signal, heart.capsule_alpha(lvot.start, lvot.end, lvot.radius), BLOOD)
-    root = (lvot.radius * 1.35, lvot.radius * 1.35)
-    changed |= paint(signal, heart.ellipse_alpha(lvot.end, root), BLOOD)
-    return changed
+def _paint_vessels(
+    signal: np.ndarray, heart: Frame, rng: np.random.Generator, label: int
+) -> np.ndarray:
+    """Draw the decoy vessels, the first as the LVOT when ``label`` is 1; returns the
+    pixels the LVOT changed (none for a negative)."""
+    slots = rng.spawn(draw_tube_count(rng))
+    lvot = np.zeros(signal.shape, dtype=bool)
+    for index, slot in enumerate(slots):
+        if label and index == 0:
+            lvot = paint_tube(signal, heart, outflow_tract(slot), bulb=True)
+        else:
+            paint_tube(signal, heart, decoy_tube(slot), bulb=False)
+    return lvot
 
 
 def _acquire(signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -177,7 +188,7 @@ def _acquire(signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         coil_y = height * (0.5 + 0.55 * np.sin(angle))
         spread = rng.uniform(0.35, 0.6) * max(height, width)
         sensitivity += np.exp(-((xs - coil_x) ** 2 + (ys - coil_y) ** 2) / (2.0 * spread**2))
-    shading = 0.45 + 0.55 * sensitivity / sensitivity.max()
+    shading = 0.35 + 0.65 * sensitivity / sensitivity.max()
     noise_level = rng.uniform(0.015, 0.04)
     real = signal * shading + noise_level * rng.standard_normal(signal.shape)
     imaginary = noise_level * rng.standard_normal(signal.shape)

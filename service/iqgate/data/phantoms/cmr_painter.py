@@ -75,3 +75,12 @@ def paint(image: np.ndarray, alpha: np.ndarray, level: float) -> np.ndarray:
     changed = painted != image
     image[...] = painted
     return changed
+
+
+def paint_over(image: np.ndarray, alpha: np.ndarray, level: float) -> np.ndarray:
+    """Like :func:`paint`, but only where the region is brighter than the tissue below
+    (blood in a vessel does not darken the blood pool it runs through)."""
+    painted = np.maximum(image, image * (1.0 - alpha) + level * alpha)
+    changed = painted != image
+    image[...] = painted
+    return changed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from iqgate.data.phantoms.cxr_anatomy import render_chest_anatomy
-from iqgate.data.phantoms.cxr_objects import OBJECT_COUNT_PROBABILITIES, draw_foreign_objects
+from iqgate.data.phantoms.cxr_structures import draw_dense_structures
 from iqgate.data.phantoms.sample import MAX_INTENSITY, Sample, SampleStreams, Task
 
 NATIVE_SIDE_RANGE = (1024, 2048)
@@ -13,14 +13,15 @@ NATIVE_SIDE_RANGE = (1024, 2048)
 
 
 def render_cxr(seed: int, index: int, label: int) -> Sample:
-    """Chest radiograph ``index`` of ``seed``, with 1 to 6 foreign objects when ``label`` is 1.
+    """Chest radiograph ``index`` of ``seed``, with 1 to 3 foreign objects when ``label`` is 1.
 
     Parameters
     ----------
     seed, index : int
         Select the random streams (:class:`SampleStreams`).
     label : int
-        1 draws foreign objects, 0 draws none; anatomy and noise do not depend on it.
+        1 draws foreign objects, 0 draws decoys in their place (the negative twin);
+        anatomy, the other decoys and noise do not depend on it.
 
     Returns
     -------
@@ -32,10 +33,7 @@ def render_cxr(seed: int, index: int, label: int) -> Sample:
     pixel_spacing_mm = round(streams.anatomy.uniform(350.0, 430.0) / width, 4)
     grey = render_chest_anatomy(streams.anatomy, height, width)
     object_mask = np.zeros(grey.shape, dtype=bool)
-    drawn = []
-    if label:
-        count = 1 + int(streams.objects.choice(6, p=OBJECT_COUNT_PROBABILITIES))
-        drawn = draw_foreign_objects(grey, object_mask, streams.objects, count)
+    drawn = draw_dense_structures(grey, object_mask, streams.objects, label)
     noise_level = streams.noise.uniform(0.004, 0.010)
     noise = streams.noise.standard_normal(grey.shape, dtype=np.float32)
     grey += noise_level * np.sqrt(grey) * noise

@@ -3,7 +3,8 @@
 Densities (projected attenuation, arbitrary units) of soft tissue, lungs, heart,
 mediastinum, abdomen, bones and vessels are summed on a :class:`ChestFrame` grid,
 blurred, tone-mapped with a random exposure and contrast, and upsampled to the native
-size, where bright calcified distractors are added. Display convention: high = bright.
+size. Display convention: high = bright. Dense structures (foreign objects and their
+decoys) are added by :mod:`iqgate.data.phantoms.cxr_structures`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from scipy import ndimage
 
 from iqgate.data.phantoms.chest_frame import ChestFrame, ellipse_profile
 from iqgate.data.phantoms.cxr_bones import SIDES, clavicles, ribs, spine
-from iqgate.data.phantoms.cxr_distractors import draw_calcifications
 
 ANATOMY_CEILING = 0.76
-"""Brightest grey (as a fraction of full scale) of the tone-mapped anatomy; only the
-calcified distractors (up to 0.96) and foreign objects (0.84 up, metal near 1) exceed it."""
+"""Brightest grey (as a fraction of full scale) of the tone-mapped anatomy."""
 
 
 def render_chest_anatomy(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -40,9 +39,7 @@ def render_chest_anatomy(rng: np.random.Generator, height: int, width: int) -> n
     bone = 0.20 * ribs(frame, rng) + 0.22 * clavicles(frame, rng) + 0.20 * spine(frame, rng)
     density = ndimage.gaussian_filter(soft, 1.6) + ndimage.gaussian_filter(bone, 0.5)
     grey = _tone_map(density, rng)
-    native = ndimage.zoom(grey, (height / grey.shape[0], width / grey.shape[1]), order=1)
-    draw_calcifications(native, rng)
-    return native
+    return ndimage.zoom(grey, (height / grey.shape[0], width / grey.shape[1]), order=1)
 
 
 def _soft_tissue_density(frame: ChestFrame, rng: np.random.Generator) -> np.ndarray:
