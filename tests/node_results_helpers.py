@@ -11,7 +11,7 @@ from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from iqgate.node.report import (
+from iqgate.node.outputs.report import (
     AssessmentReport,
     ModelRef,
     OutputRefs,
@@ -19,7 +19,7 @@ from iqgate.node.report import (
     SourceImageRef,
     Verdict,
 )
-from iqgate.node.uids import OutputUids
+from iqgate.node.outputs.uids import OutputUids
 
 DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
 MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"

@@ -15,7 +15,7 @@ from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 from pynetdicom import AE
 
 from dicom_factory import DX_PRESENTATION, make_image, write_image
-from iqgate.node.uids import OutputUids
+from iqgate.node.outputs.uids import OutputUids
 from package_factory import tiny_package
 from peers import (
     NODE_AE,

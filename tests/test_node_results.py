@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 from iqgate.errors import SaliencyError
-from iqgate.node.equipment import iqgate_equipment
-from iqgate.node.findings import locate_finding
-from iqgate.node.overlay import blend_heatmap, build_overlay
-from iqgate.node.report import AssessmentReport, SaliencyResult, Verdict, schema_text
-from iqgate.node.sr import (
+from iqgate.node.outputs.equipment import iqgate_equipment
+from iqgate.node.outputs.findings import locate_finding
+from iqgate.node.outputs.overlay import blend_heatmap, build_overlay
+from iqgate.node.outputs.report import AssessmentReport, SaliencyResult, Verdict, schema_text
+from iqgate.node.outputs.sr import (
     FLAGGED,
     IQGATE_CODING_SCHEME,
     IQGATE_SCHEME,
@@ -27,7 +27,7 @@ from iqgate.node.sr import (
     build_sr,
     finding_code,
 )
-from iqgate.node.uids import IQGATE_UID_ROOT, OutputUids, derive_uid, is_own_output
+from iqgate.node.outputs.uids import IQGATE_UID_ROOT, OutputUids, derive_uid, is_own_output
 from node_results_helpers import (
     CREATED_AT,
     MODEL,
@@ -168,7 +168,7 @@ def test_report_needs_created_at_with_a_utc_offset() -> None:
 def test_committed_schema_equals_the_generated_one() -> None:
     assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_text(), (
         "docs/report.schema.json is stale: run "
-        "`python -m iqgate.node.report docs/report.schema.json`"
+        "`python -m iqgate.node.outputs.report docs/report.schema.json`"
     )
 
 

@@ -12,7 +12,7 @@ from iqgate.data.phantoms import generate
 from iqgate.data.phantoms.dicom_encoding import display_window
 from iqgate.imaging import window_to_unit
 from iqgate.node.assess import ExplainPolicy, assess_frames
-from iqgate.node.results import ResultWriter
+from iqgate.node.outputs.results import ResultWriter
 from iqgate.node.routing import ModelRegistry
 from iqgate.packages import ModelCard, Routing, save_package
 

@@ -9,7 +9,7 @@ Three measurements on the same phantom files, one transfer syntax at a time:
   node's models and settings: decode (:func:`iqgate.node.decode.decode_file`), then
   :func:`iqgate.node.assess.assess_frames` in batches of ``IQGATE_BATCH_MAX`` (resize,
   classify, NormGrad for the frames that need it), then the results
-  (:class:`iqgate.node.results.ResultWriter`), each timed apart. The engine alone
+  (:class:`iqgate.node.outputs.results.ResultWriter`), each timed apart. The engine alone
   (decode excluded) is the compute ceiling; engine + decode is given beside it.
 - :func:`node_run`: an ``iqgate serve`` process; K ``storescu`` processes push every
   file at once (saturation), and then, optionally, other files one study per

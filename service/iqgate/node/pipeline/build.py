@@ -15,7 +15,8 @@ from iqgate.node.assess import ExplainPolicy
 from iqgate.node.decode import Decoder
 from iqgate.node.gpu_decode import GpuDecoder, frame_decoder
 from iqgate.node.logs import get_logger
-from iqgate.node.results import ResultWriter
+from iqgate.node.outputs.compat import apply_speedups
+from iqgate.node.outputs.results import ResultWriter
 from iqgate.node.routing import ModelRegistry
 
 log = get_logger("pipeline")
@@ -66,6 +67,7 @@ class Pipeline:
 def build_pipeline(settings: Settings) -> Pipeline:
     """The pipeline ``settings`` describe (models from ``models_dir``, results to
     ``results_dir``, ``decode_processes`` CPU decode processes, 0: in the caller)."""
+    apply_speedups()
     device = choose_device(settings.device)
     registry = ModelRegistry.from_directory(
         settings.models_dir,

@@ -30,13 +30,13 @@ from iqgate.node.decode import DecodedImage
 from iqgate.node.gpu_decode import DeviceImage
 from iqgate.node.logs import get_logger
 from iqgate.node.metrics import NodeMetrics
+from iqgate.node.outputs.uids import is_own_output
 from iqgate.node.pipeline.build import Pipeline
 from iqgate.node.pipeline.series import SeriesCompletion, groups_by_series
 from iqgate.node.routing import LoadedModel
 from iqgate.node.store.records import Job, OutputFile
 from iqgate.node.store.spool import Spool
 from iqgate.node.store.states import JobVerdict
-from iqgate.node.uids import is_own_output
 
 log = get_logger("worker")
 ERROR_PAUSE_S = 1.0

@@ -32,9 +32,9 @@ from pydicom import Dataset
 from pydicom.sr.codedict import codes
 
 from iqgate import __version__
-from iqgate.node.equipment import iqgate_equipment
-from iqgate.node.report import AssessmentReport, Verdict
-from iqgate.node.uids import IQGATE_MANUFACTURER, OutputUids
+from iqgate.node.outputs.equipment import iqgate_equipment
+from iqgate.node.outputs.report import AssessmentReport, Verdict
+from iqgate.node.outputs.uids import IQGATE_MANUFACTURER, OutputUids
 
 OVERLAY_MAX_SIZE = 1024
 """Longest side of the overlay image in pixels (larger sources are shrunk)."""

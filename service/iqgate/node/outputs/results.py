@@ -20,12 +20,10 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from iqgate.errors import SaliencyError
-from iqgate.node import iod_lookup
 from iqgate.node.assess import FrameAssessment
-from iqgate.node.findings import locate_finding
-from iqgate.node.overlay import build_overlay
-from iqgate.node.redaction import REDACTOR
-from iqgate.node.report import (
+from iqgate.node.outputs.findings import locate_finding
+from iqgate.node.outputs.overlay import build_overlay
+from iqgate.node.outputs.report import (
     AssessmentReport,
     ModelRef,
     OutputRefs,
@@ -33,10 +31,11 @@ from iqgate.node.report import (
     SourceImageRef,
     Verdict,
 )
+from iqgate.node.outputs.sr import build_sr
+from iqgate.node.outputs.uids import OutputKind, OutputUids, derive_uid
+from iqgate.node.redaction import REDACTOR
 from iqgate.node.routing import LoadedModel
-from iqgate.node.sr import build_sr
 from iqgate.node.store.records import OutputFile
-from iqgate.node.uids import OutputKind, OutputUids, derive_uid
 
 OverlayPolicy = Literal["flagged", "all", "none"]
 
@@ -79,7 +78,6 @@ class ResultWriter:
         self.results_dir = Path(results_dir)
         self.overlays = overlays
         self.method = method
-        iod_lookup.install()
 
     def folder(self, header: Dataset) -> Path:
         """Where the results of one source series go."""

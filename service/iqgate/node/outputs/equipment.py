@@ -5,8 +5,8 @@ from __future__ import annotations
 import highdicom as hd
 from pydicom.sr.codedict import codes
 
-from iqgate.node.report import ModelRef
-from iqgate.node.uids import IQGATE_MANUFACTURER
+from iqgate.node.outputs.report import ModelRef
+from iqgate.node.outputs.uids import IQGATE_MANUFACTURER
 
 
 def iqgate_equipment(model: ModelRef, contribution: str) -> hd.ContributingEquipment:

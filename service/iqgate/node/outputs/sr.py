@@ -18,7 +18,7 @@ The document is in the source's study (patient and study modules and the Specifi
 Character Set are copied from the first source) and in a series of its own; the
 Current Requested Procedure Evidence Sequence references every source. Spatial
 coordinates are DICOM image coordinates (PS3.3 C.18.6.1.1), i.e. the report's pixel-
-centre coordinates plus 0.5 (:func:`iqgate.node.findings.to_dicom_image_coordinates`).
+centre coordinates plus 0.5 (:func:`iqgate.node.outputs.findings.to_dicom_image_coordinates`).
 
 Codes
 -----
@@ -66,10 +66,10 @@ from pydicom.sr.coding import Code
 from pydicom.uid import Comprehensive3DSRStorage, ExplicitVRLittleEndian
 
 from iqgate import __version__
-from iqgate.node.equipment import iqgate_equipment
-from iqgate.node.findings import to_dicom_image_coordinates
-from iqgate.node.report import AssessmentReport, ModelRef, Verdict
-from iqgate.node.uids import IQGATE_MANUFACTURER, IQGATE_UID_ROOT, OutputUids, derive_uid
+from iqgate.node.outputs.equipment import iqgate_equipment
+from iqgate.node.outputs.findings import to_dicom_image_coordinates
+from iqgate.node.outputs.report import AssessmentReport, ModelRef, Verdict
+from iqgate.node.outputs.uids import IQGATE_MANUFACTURER, IQGATE_UID_ROOT, OutputUids, derive_uid
 
 IQGATE_SCHEME = "99IQGATE"
 FOREIGN_OBJECT_PRESENT = Code("IQG001", IQGATE_SCHEME, "Foreign object present")
@@ -128,7 +128,7 @@ def build_sr(
         Headers of the assessed images (pixel data is not read); the first one gives
         the patient and study attributes. Every report's source must be among them.
     reports
-        One :class:`~iqgate.node.report.AssessmentReport` per assessed image or
+        One :class:`~iqgate.node.outputs.report.AssessmentReport` per assessed image or
         frame, all from the same model and study, in the order the groups appear.
     uids
         Output UIDs; ``sr_series`` and ``sr_instance`` are used.
@@ -137,7 +137,7 @@ def build_sr(
     series_number
         Series Number of the SR.
     uid_root
-        Root of the device observer and tracking UIDs (see :mod:`iqgate.node.uids`).
+        Root of the device observer and tracking UIDs (see :mod:`iqgate.node.outputs.uids`).
 
     Returns
     -------

@@ -3,9 +3,9 @@
 The report is what machines other than PACS read (the results folder, the outbox,
 ``iqgate assess``). It names the source by its UIDs only: no patient name, patient ID,
 birth date or accession number, so it can be logged and shared inside the department.
-Coordinates follow :mod:`iqgate.node.findings` (source pixels, pixel centre at integer
+Coordinates follow :mod:`iqgate.node.outputs.findings` (source pixels, pixel centre at integer
 positions). The schema is committed as ``docs/report.schema.json``; regenerate it with
-``python -m iqgate.node.report docs/report.schema.json`` after changing a model here.
+``python -m iqgate.node.outputs.report docs/report.schema.json`` after changing a model here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydicom import Dataset
 
-from iqgate.node.uids import OutputUids
+from iqgate.node.outputs.uids import OutputUids
 from iqgate.packages import ModelCard
 
 SCHEMA_VERSION: Final = "1.0"
