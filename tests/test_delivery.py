@@ -10,7 +10,7 @@ import pytest
 
 from iqgate.node.delivery.loop import DeliveryLoop
 from iqgate.node.delivery.policy import ExponentialBackoff
-from iqgate.node.metrics import NodeMetrics
+from iqgate.node.ops.metrics import NodeMetrics
 from iqgate.node.store.records import Delivery, InstanceInfo, OutputFile
 from iqgate.node.store.spool import Spool
 from iqgate.node.store.states import DeliveryState, JobState, JobVerdict

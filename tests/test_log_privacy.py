@@ -12,8 +12,8 @@ import structlog
 from pydicom.dataset import Dataset
 
 from dicom_factory import make_image
-from iqgate.node.logs import configure_logging, get_logger
-from iqgate.node.redaction import REDACTED, IdentifierRedactor, identifier_values, redact_quoted
+from iqgate.node.ops.logs import configure_logging, get_logger
+from iqgate.node.ops.redaction import REDACTED, IdentifierRedactor, identifier_values, redact_quoted
 from package_factory import tiny_package
 from peers import require, running_node, storescu, wait_for
 

@@ -49,7 +49,7 @@ from load import node_env
 from node_bench import SYNTAXES, Corpus, say
 
 from iqgate.config import Settings, load_settings
-from iqgate.node.logs import configure_logging
+from iqgate.node.ops.logs import configure_logging
 from iqgate.node.pipeline.build import build_pipeline, choose_device
 from iqgate.packages import export_onnx, find_packages, onnx_is_current
 

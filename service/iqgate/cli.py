@@ -25,7 +25,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     from iqgate.node.app import Node
-    from iqgate.node.logs import configure_logging
+    from iqgate.node.ops.logs import configure_logging
 
     settings = _settings(args)
     configure_logging(settings.log_level)
@@ -43,8 +43,8 @@ def _dicom_files(paths: Sequence[Path]) -> Iterator[Path]:
 
 def _assess(args: argparse.Namespace) -> int:
     from iqgate.node.ingest.header import instance_info
-    from iqgate.node.logs import configure_logging
-    from iqgate.node.metrics import NodeMetrics
+    from iqgate.node.ops.logs import configure_logging
+    from iqgate.node.ops.metrics import NodeMetrics
     from iqgate.node.pipeline.build import build_pipeline
     from iqgate.node.pipeline.worker import AssessmentWorker
     from iqgate.node.store.spool import Spool

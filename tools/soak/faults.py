@@ -38,7 +38,7 @@ from pydicom import dcmread
 from pynetdicom import AE, _config
 
 from bad_inputs import PHANTOM_IDENTIFIERS, Expect, corpus, write_file
-from iqgate.node.metrics import RELAY_INTERVAL_S
+from iqgate.node.ops.relay import RELAY_INTERVAL_S
 from iqgate.node.store.queries import SpoolQueries
 from iqgate.node.store.states import FINISHED, DeliveryState, JobState, JobVerdict
 from peers import NodeProcess, port_open, start_node, storescp

@@ -68,7 +68,7 @@ from iqgate.data.phantoms.dicom_writer import phantom_dataset
 from iqgate.node.assess import assess_frames
 from iqgate.node.decode import DecodedImage, Decoder
 from iqgate.node.gpu_decode import DeviceImage, GpuDecoder
-from iqgate.node.metrics import RELAY_INTERVAL_S
+from iqgate.node.ops.relay import RELAY_INTERVAL_S
 from iqgate.node.pipeline.build import Pipeline
 from iqgate.node.routing import LoadedModel, ModelRegistry
 from iqgate.node.store.states import JobState, JobVerdict

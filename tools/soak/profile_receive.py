@@ -38,8 +38,8 @@ from pynetdicom.dul import DULServiceProvider
 from iqgate.config import Settings
 from iqgate.node.app import Node
 from iqgate.node.ingest import scp as scp_module
-from iqgate.node.logs import configure_logging
-from iqgate.node.metrics import NodeMetrics
+from iqgate.node.ops.logs import configure_logging
+from iqgate.node.ops.metrics import NodeMetrics
 from iqgate.node.store.spool import Spool
 from peers import port_open
 
@@ -72,7 +72,7 @@ class PartTimes:
 
 
 class TimedProxy:
-    """Times every method call of an object (a logger, a metric); ``labels`` children too."""
+    """Times every method call of an object (a logger)."""
 
     def __init__(self, target: Any, name: str, times: PartTimes) -> None:
         self._target, self._name, self._times = target, name, times
@@ -81,9 +81,6 @@ class TimedProxy:
         value = getattr(self._target, attribute)
         if not callable(value):
             return value
-        if attribute == "labels":
-            labels = self._times.wrap(self._name, value)
-            return lambda *a, **k: TimedProxy(labels(*a, **k), self._name, self._times)
         return self._times.wrap(self._name, value)
 
 
@@ -104,8 +101,8 @@ def instrumented(scp: scp_module.StorageScp, times: PartTimes) -> Iterator[None]
         )
         shutil.disk_usage = times.wrap("shutil.disk_usage (statvfs)", disk_usage)
         scp_module.log = TimedProxy(saved["log"], "log", times)  # type: ignore[assignment]
-        for name in ("store_seconds", "instances", "last_received"):
-            setattr(metrics, name, TimedProxy(getattr(metrics, name), "metrics", times))
+        for name in ("c_store_answered", "instance_stored"):
+            setattr(metrics, name, times.wrap("metrics", getattr(metrics, name)))
         yield
     finally:
         shutil.disk_usage = disk_usage

@@ -35,16 +35,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as ProcessEvent
 from types import FrameType
 
 from iqgate.config import Settings
 from iqgate.errors import IqgateError
-from iqgate.node.http import OperationsServer
 from iqgate.node.ingest.recovery import recover_files
 from iqgate.node.ingest.scp import StorageScp, ensure_port_free
-from iqgate.node.logs import configure_logging, get_logger
-from iqgate.node.metrics import RECEIVING, NodeMetrics, RelayedMetrics, apply_relayed
+from iqgate.node.ops.http import OperationsServer, operations_routes
+from iqgate.node.ops.logs import configure_logging, get_logger
+from iqgate.node.ops.metrics import NodeMetrics
+from iqgate.node.ops.relay import RelayedEvent, RelayedEvents, apply_relayed
 from iqgate.node.store.spool import Spool
 from iqgate.node.store.states import JobState
 
@@ -102,7 +104,7 @@ class ChildProcess:
 
     ``target(settings, stop, ready, events, parent_pid)`` runs in a spawned process: it
     sets ``ready`` once it serves, returns when ``stop`` is set, and sends its metric
-    updates over ``events`` (:class:`~iqgate.node.metrics.RelayedMetrics`), which a
+    stage events over ``events`` (:class:`~iqgate.node.ops.relay.RelayedEvents`), which a
     thread here applies to the node's metrics.
     """
 
@@ -117,7 +119,7 @@ class ChildProcess:
         self.name = name
         self._stop: ProcessEvent = context.Event()
         self._ready: ProcessEvent = context.Event()
-        self._events = context.Queue()
+        self._events: Queue[list[RelayedEvent] | None] = context.Queue()
         self._metrics = metrics
         self._process = context.Process(
             target=target,
@@ -184,14 +186,14 @@ def run_receiver(
     settings: Settings,
     stop: ProcessEvent,
     ready: ProcessEvent,
-    events: multiprocessing.Queue,  # type: ignore[type-arg]
+    events: Queue[list[RelayedEvent] | None],
     parent_pid: int,
 ) -> None:
     """Entry point of an extra receiving process: an SCP on the shared port until stopped."""
     _enter_child(settings, parent_pid, RECEIVER_PROCESS_NAME)
-    metrics = RelayedMetrics(events, RECEIVING)
+    metrics = RelayedEvents(events)
     spool = open_spool(settings)
-    scp = StorageScp(settings, spool, metrics)  # type: ignore[arg-type]
+    scp = StorageScp(settings, spool, metrics)
     scp.start()
     ready.set()
     try:
@@ -205,7 +207,7 @@ def run_pipeline(
     settings: Settings,
     stop: ProcessEvent,
     ready: ProcessEvent,
-    events: multiprocessing.Queue,  # type: ignore[type-arg]
+    events: Queue[list[RelayedEvent] | None],
     parent_pid: int,
 ) -> None:
     """Entry point of the pipeline process: assess, deliver and purge until stopped."""
@@ -214,7 +216,7 @@ def run_pipeline(
         os.nice(PIPELINE_NICE)
     except OSError:
         pass
-    metrics = RelayedMetrics(events)
+    metrics = RelayedEvents(events)
     try:
         _serve_pipeline(settings, stop, ready, metrics)
     except (IqgateError, RuntimeError, OSError) as exc:
@@ -225,7 +227,7 @@ def run_pipeline(
 
 
 def _serve_pipeline(
-    settings: Settings, stop: ProcessEvent, ready: ProcessEvent, metrics: RelayedMetrics
+    settings: Settings, stop: ProcessEvent, ready: ProcessEvent, metrics: RelayedEvents
 ) -> None:
     from iqgate.node.delivery.build import delivery_loops
     from iqgate.node.pipeline.build import build_pipeline
@@ -233,8 +235,8 @@ def _serve_pipeline(
 
     spool = open_spool(settings)
     pipeline = build_pipeline(settings)
-    worker = AssessmentWorker(settings, spool, pipeline, metrics)  # type: ignore[arg-type]
-    forwarders = delivery_loops(settings, spool, metrics)  # type: ignore[arg-type]
+    worker = AssessmentWorker(settings, spool, pipeline, metrics)
+    forwarders = delivery_loops(settings, spool, metrics)
     finished = threading.Event()
     housekeeping = threading.Thread(
         target=_housekeep, args=(settings, spool, finished), name="housekeeping", daemon=True
@@ -282,7 +284,9 @@ class Node:
         ]
         self.children = [self.pipeline, *self.receivers]
         self.http = OperationsServer(
-            settings.http_host, settings.http_port, self.metrics, self.healthy, self.ready
+            settings.http_host,
+            settings.http_port,
+            operations_routes(self.metrics, self.healthy, self.ready),
         )
         self._started = False
         self._stop = threading.Event()

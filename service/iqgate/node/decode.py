@@ -38,7 +38,7 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from iqgate.errors import ImagingError
 from iqgate.imaging import frames_from_dataset
-from iqgate.node.logs import configure_logging, configured_level
+from iqgate.node.ops.logs import configure_logging, configured_level
 
 DEFAULT_MAX_PIXELS = 2**28
 """Default for ``IQGATE_DECODE_MAX_PIXELS``: 268 million pixels (1 GiB as float32)."""

@@ -43,7 +43,7 @@ from pydicom.uid import (
 from iqgate.errors import ImagingError
 from iqgate.imaging import SUPPORTED_PHOTOMETRIC, presentation_values, stack_to_device
 from iqgate.node.decode import DEFAULT_MAX_PIXELS, DecodedImage, Decoder, check_dimensions
-from iqgate.node.logs import get_logger
+from iqgate.node.ops.logs import get_logger
 
 log = get_logger("gpu_decode")
 

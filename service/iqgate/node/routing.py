@@ -10,7 +10,7 @@ import torch
 from pydicom.dataset import Dataset
 from torch import nn
 
-from iqgate.node.logs import get_logger
+from iqgate.node.ops.logs import get_logger
 from iqgate.packages import (
     ONNX_FILE,
     ModelCard,

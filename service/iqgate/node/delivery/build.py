@@ -7,7 +7,7 @@ from iqgate.node.delivery.dimse import DimseSender
 from iqgate.node.delivery.loop import DeliveryLoop
 from iqgate.node.delivery.policy import ExponentialBackoff
 from iqgate.node.delivery.sender import Sender
-from iqgate.node.metrics import NodeMetrics
+from iqgate.node.ops.events import StageEvents
 from iqgate.node.store.spool import Spool
 
 
@@ -16,7 +16,7 @@ def sender_for(destination: DicomDestination, settings: Settings) -> Sender:
     return DimseSender(destination, settings.ae_title, settings.forward_timeout_s)
 
 
-def delivery_loops(settings: Settings, spool: Spool, metrics: NodeMetrics) -> list[DeliveryLoop]:
+def delivery_loops(settings: Settings, spool: Spool, metrics: StageEvents) -> list[DeliveryLoop]:
     """One :class:`DeliveryLoop` per destination of ``settings``, sharing one retry policy."""
     retry = ExponentialBackoff.from_settings(settings)
     return [

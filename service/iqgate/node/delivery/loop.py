@@ -9,8 +9,8 @@ import time
 from collections.abc import Sequence
 
 from iqgate.node.delivery.sender import Sender
-from iqgate.node.logs import get_logger
-from iqgate.node.metrics import NodeMetrics
+from iqgate.node.ops.events import StageEvents
+from iqgate.node.ops.logs import get_logger
 from iqgate.node.store.deliveries import RetryPolicy
 from iqgate.node.store.records import Delivery
 from iqgate.node.store.spool import Spool
@@ -29,7 +29,7 @@ class DeliveryLoop:
         destination: str,
         sender: Sender,
         spool: Spool,
-        metrics: NodeMetrics,
+        metrics: StageEvents,
         retry: RetryPolicy,
         *,
         lease_s: float,
@@ -89,13 +89,13 @@ class DeliveryLoop:
             for delivery in present:
                 if delivery.id not in handled:
                     self.spool.deliveries.release(delivery.id)
-            self.metrics.stage_seconds.labels("forward").observe(
-                (time.perf_counter() - started) / max(1, len(handled))
+            self.metrics.stage_time(
+                "forward", (time.perf_counter() - started) / max(1, len(handled))
             )
 
     def _succeeded(self, delivery: Delivery) -> None:
         self.spool.deliveries.succeeded(delivery.id)
-        self.metrics.forwards.labels(self.destination, "success").inc()
+        self.metrics.delivery_attempted(self.destination, "success")
         log.info(
             "forwarded",
             destination=self.destination,
@@ -105,7 +105,7 @@ class DeliveryLoop:
 
     def _failed(self, delivery: Delivery, error: str) -> None:
         dead = self.spool.deliveries.failed(delivery.id, error, self.retry)
-        self.metrics.forwards.labels(self.destination, "dead" if dead else "failure").inc()
+        self.metrics.delivery_attempted(self.destination, "dead" if dead else "failure")
         log.warning(
             "forward_failed",
             destination=self.destination,

@@ -35,8 +35,8 @@ from iqgate.node.ingest.header import (
     instance_problem,
     read_header,
 )
-from iqgate.node.logs import get_logger
-from iqgate.node.metrics import NodeMetrics
+from iqgate.node.ops.events import StageEvents
+from iqgate.node.ops.logs import get_logger
 from iqgate.node.store.spool import Spool
 
 REJECT_PERMANENT = 0x01
@@ -103,7 +103,7 @@ def ensure_port_free(host: str, port: int) -> None:
 class StorageScp:
     """A pynetdicom server storing images into a :class:`Spool`."""
 
-    def __init__(self, settings: Settings, spool: Spool, metrics: NodeMetrics) -> None:
+    def __init__(self, settings: Settings, spool: Spool, metrics: StageEvents) -> None:
         self.settings = settings
         self.spool = spool
         self.metrics = metrics
@@ -197,17 +197,17 @@ class StorageScp:
                 REJECT_SOURCE_SERVICE_USER,
                 AssociationRejectReason.CALLING_AE_NOT_RECOGNISED,
             )
-            self.metrics.associations.labels("rejected").inc()
+            self.metrics.association("rejected")
             event.assoc.kill()  # waits until the A-ASSOCIATE-RJ is on the wire
 
     def _on_accepted(self, event: Event) -> None:
-        self.metrics.associations.labels("accepted").inc()
+        self.metrics.association("accepted")
 
     def _on_rejected(self, event: Event) -> None:
-        self.metrics.associations.labels("rejected").inc()
+        self.metrics.association("rejected")
 
     def _on_aborted(self, event: Event) -> None:
-        self.metrics.associations.labels("aborted").inc()
+        self.metrics.association("aborted")
 
     def _on_echo(self, event: Event) -> int:
         return DimseStatus.SUCCESS
@@ -222,9 +222,7 @@ class StorageScp:
             status, outcome = DimseStatus.CANNOT_UNDERSTAND, "error"
             detail = f"unexpected {type(exc).__name__} while storing"
             log.exception("store_error", calling_ae=calling)
-        finally:
-            self.metrics.store_seconds.observe(time.perf_counter() - started)
-        self.metrics.instances.labels(outcome).inc()
+        self.metrics.c_store_answered(outcome, time.perf_counter() - started)
         if status != DimseStatus.SUCCESS:
             log.warning(
                 "store_refused",
@@ -272,7 +270,7 @@ class StorageScp:
                 result = self.spool.accept((preamble, dataset_bytes), info)
         except (OSError, sqlite3.Error) as exc:
             return DimseStatus.OUT_OF_RESOURCES, "out_of_resources", f"spool write failed: {exc}"
-        self.metrics.last_received.set(time.time())
+        self.metrics.instance_stored(time.time())
         log.info(
             "stored",
             calling_ae=calling,

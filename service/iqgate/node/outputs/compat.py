@@ -18,7 +18,7 @@ from types import ModuleType
 
 import highdicom
 
-from iqgate.node.logs import get_logger
+from iqgate.node.ops.logs import get_logger
 
 log = get_logger("outputs")
 

@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 
 from iqgate.errors import SaliencyError
 from iqgate.node.assess import FrameAssessment
+from iqgate.node.ops.redaction import REDACTOR
 from iqgate.node.outputs.findings import locate_finding
 from iqgate.node.outputs.overlay import build_overlay
 from iqgate.node.outputs.report import (
@@ -33,7 +34,6 @@ from iqgate.node.outputs.report import (
 )
 from iqgate.node.outputs.sr import build_sr
 from iqgate.node.outputs.uids import OutputKind, OutputUids, derive_uid
-from iqgate.node.redaction import REDACTOR
 from iqgate.node.routing import LoadedModel
 from iqgate.node.store.records import OutputFile
 

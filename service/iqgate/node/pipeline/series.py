@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydicom import dcmread
 
-from iqgate.node.logs import get_logger
+from iqgate.node.ops.logs import get_logger
 from iqgate.node.outputs.results import ResultWriter, read_reports
 from iqgate.node.store.records import Job
 from iqgate.node.store.spool import Spool

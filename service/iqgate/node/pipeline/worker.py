@@ -28,8 +28,8 @@ from iqgate.config import Settings
 from iqgate.node.assess import FrameAssessment, assess_frames
 from iqgate.node.decode import DecodedImage
 from iqgate.node.gpu_decode import DeviceImage
-from iqgate.node.logs import get_logger
-from iqgate.node.metrics import NodeMetrics
+from iqgate.node.ops.events import StageEvents
+from iqgate.node.ops.logs import get_logger
 from iqgate.node.outputs.uids import is_own_output
 from iqgate.node.pipeline.build import Pipeline
 from iqgate.node.pipeline.series import SeriesCompletion, groups_by_series
@@ -78,7 +78,7 @@ class AssessmentWorker:
         settings: Settings,
         spool: Spool,
         pipeline: Pipeline,
-        metrics: NodeMetrics,
+        metrics: StageEvents,
         *,
         name: str = "worker-1",
     ) -> None:
@@ -178,7 +178,7 @@ class AssessmentWorker:
         decode_ms = (time.perf_counter() - started) * 1000 / max(1, len(routed))
         by_model: dict[str, list[RoutedJob]] = {}
         for (job, model), image in zip(routed, decoded, strict=True):
-            self.metrics.stage_seconds.labels("decode").observe(decode_ms / 1000)
+            self.metrics.stage_time("decode", decode_ms / 1000)
             if isinstance(image, BaseException):
                 self._fail(job, "decode", f"cannot decode pixel data: {image}")
                 continue
@@ -216,7 +216,7 @@ class AssessmentWorker:
         return [OutputFile("original", job.path, job.sop_instance_uid)]
 
     def _not_assessed(self, job: Job, reason: str) -> None:
-        self.metrics.not_assessed.labels(reason).inc()
+        self.metrics.image_not_assessed(reason)
         self.spool.jobs.finish_assessment(
             job.id,
             verdict=JobVerdict.NOT_ASSESSED,
@@ -226,7 +226,7 @@ class AssessmentWorker:
         )
 
     def _fail(self, job: Job, stage: str, reason: str) -> None:
-        self.metrics.jobs_failed.labels(stage).inc()
+        self.metrics.job_failed(stage)
         log.warning(
             "job_failed",
             sop_instance_uid=job.sop_instance_uid,
@@ -245,7 +245,7 @@ class AssessmentWorker:
             for routed in group:
                 self._fail(routed.job, "inference", f"{type(exc).__name__}: {exc}")
             return []
-        self.metrics.batch_size.observe(len(frames))
+        self.metrics.batch_assessed(len(frames))
         assessed, offset = [], 0
         for routed in group:
             count = routed.image.frames.shape[0]
@@ -259,9 +259,9 @@ class AssessmentWorker:
         job, loaded = routed.job, routed.model
         image = routed.image.to_host() if isinstance(routed.image, DeviceImage) else routed.image
         for a in assessments:
-            self.metrics.stage_seconds.labels("inference").observe(a.timings_ms["inference"] / 1000)
+            self.metrics.stage_time("inference", a.timings_ms["inference"] / 1000)
             if "explain" in a.timings_ms:
-                self.metrics.stage_seconds.labels("explain").observe(a.timings_ms["explain"] / 1000)
+                self.metrics.stage_time("explain", a.timings_ms["explain"] / 1000)
         per_series = groups_by_series(job.modality)
         started = time.perf_counter()
         try:
@@ -276,7 +276,7 @@ class AssessmentWorker:
         except Exception as exc:  # noqa: BLE001 - one bad image must not stop the node
             self._fail(job, "encode", f"{type(exc).__name__}: {exc}")
             return
-        self.metrics.stage_seconds.labels("encode").observe(time.perf_counter() - started)
+        self.metrics.stage_time("encode", time.perf_counter() - started)
         verdict = JobVerdict.FLAGGED if results.flagged else JobVerdict.PASS
         self.spool.jobs.finish_assessment(
             job.id,
@@ -286,8 +286,9 @@ class AssessmentWorker:
             destinations=self._destinations,
             series_group=job.series_uid if per_series else None,
         )
-        self.metrics.verdicts.labels(loaded.card.name, verdict.value).inc()
-        self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - job.received_at))
+        self.metrics.image_assessed(
+            loaded.card.name, verdict.value, max(0.0, time.time() - job.received_at)
+        )
         best = max(assessments, key=lambda a: a.probability)
         log.info(
             "assessed",

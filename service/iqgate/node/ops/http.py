@@ -1,37 +1,40 @@
-"""The operations endpoint: ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz``."""
+"""The operations endpoint: a GET route table served over HTTP; the node's routes are
+``/metrics`` (Prometheus), ``/healthz`` and ``/readyz``."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from iqgate.node.metrics import NodeMetrics
+from iqgate.node.ops.metrics import NodeMetrics
+
+Response = tuple[int, str, bytes]
+"""(HTTP status, content type, body)."""
+Route = Callable[[], Response]
+
+
+def operations_routes(
+    metrics: NodeMetrics, healthy: Callable[[], bool], ready: Callable[[], bool]
+) -> dict[str, Route]:
+    """The node's operations routes: ``/metrics``, ``/healthz`` and ``/readyz``."""
+    return {
+        "/metrics": lambda: (200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry)),
+        "/healthz": lambda: (
+            (200, "text/plain", b"ok\n") if healthy() else (503, "text/plain", b"unhealthy\n")
+        ),
+        "/readyz": lambda: (
+            (200, "text/plain", b"ready\n") if ready() else (503, "text/plain", b"not ready\n")
+        ),
+    }
 
 
 class OperationsServer:
-    """A small threaded HTTP server; ``healthy`` and ``ready`` are asked on each request."""
+    """A small threaded HTTP server answering GET on a route table (path -> route)."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        metrics: NodeMetrics,
-        healthy: Callable[[], bool],
-        ready: Callable[[], bool],
-    ) -> None:
-        routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
-            "/metrics": lambda: (200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry)),
-            "/healthz": lambda: (
-                (200, "text/plain", b"ok\n") if healthy() else (503, "text/plain", b"unhealthy\n")
-            ),
-            "/readyz": lambda: (
-                (200, "text/plain", b"ready\n") if ready() else (503, "text/plain", b"not ready\n")
-            ),
-        }
-
+    def __init__(self, host: str, port: int, routes: Mapping[str, Route]) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 route = routes.get(self.path.split("?", 1)[0])

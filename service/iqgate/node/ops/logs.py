@@ -5,7 +5,7 @@ date or the accession number. Everything a process writes as a log goes through 
 JSON renderer: our events, Python warnings from any library (``library_warning``) and
 stdlib log records of libraries such as pynetdicom (``library_log``). On the way,
 :func:`scrub` drops any key that names an identifier, the process's
-:data:`~iqgate.node.redaction.REDACTOR` replaces identifier values it has seen, and the
+:data:`~iqgate.node.ops.redaction.REDACTOR` replaces identifier values it has seen, and the
 text of library messages and tracebacks has its quoted literals replaced.
 """
 
@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from iqgate.node.redaction import REDACTOR, redact_quoted, redact_values
+from iqgate.node.ops.redaction import REDACTOR, redact_quoted, redact_values
 
 FORBIDDEN_KEYS = frozenset(
     {

@@ -1,4 +1,6 @@
-"""Prometheus metrics of the node, in a registry of its own (``iqgate_`` prefix).
+"""Prometheus metrics of the node, in a registry of its own (``iqgate_`` prefix), updated
+by the stages' events (:class:`~iqgate.node.ops.events.StageEvents`) and, at scrape
+time, by the store's queries.
 
 Labels carry only bounded, non-identifying values: outcomes, stages, model names,
 destinations (``AE@host:port``). No UID or patient attribute is ever a label.
@@ -6,15 +8,13 @@ destinations (``AE@host:port``). No UID or patient attribute is ever a label.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from multiprocessing import Queue
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from iqgate.node.ops.events import STAGES, Stage
 from iqgate.node.store.queries import SpoolQueries
 from iqgate.node.store.states import DeliveryState
 
@@ -43,7 +43,6 @@ CSTORE_BUCKETS_S = (
 )
 """Finer at the low end: the receive path's target is a p99 under 100 ms."""
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-STAGES = ("decode", "inference", "explain", "encode", "forward")
 
 
 class SpoolCollector(Collector):
@@ -82,7 +81,8 @@ class SpoolCollector(Collector):
 
 
 class NodeMetrics:
-    """Every metric the node exports."""
+    """Every metric the node exports; the :class:`~iqgate.node.ops.events.StageEvents`
+    of the receiving process (and, relayed, of the others) update them."""
 
     def __init__(self, spool: SpoolQueries | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -146,91 +146,41 @@ class NodeMetrics:
         if spool is not None:
             r.register(SpoolCollector(spool))
 
+    # -- stage events --------------------------------------------------------------------
+    def association(self, outcome: str) -> None:
+        """An association was accepted, rejected or aborted."""
+        self.associations.labels(outcome).inc()
 
-RELAYED = frozenset(
-    {
-        "batch_size",
-        "end_to_end_seconds",
-        "forwards",
-        "jobs_failed",
-        "not_assessed",
-        "stage_seconds",
-        "verdicts",
-    }
-)
-"""The metrics the pipeline process updates (see :mod:`iqgate.node.app`)."""
-RECEIVING = frozenset({"associations", "instances", "store_seconds", "last_received"})
-"""The metrics an extra receiving process updates (``IQGATE_RECEIVE_PROCESSES``)."""
-_APPLICABLE = RELAYED | RECEIVING
-RelayedEvent = tuple[str, tuple[str, ...], str, float]
-"""(metric attribute, label values, method: inc | observe | set, amount)."""
+    def c_store_answered(self, outcome: str, seconds: float) -> None:
+        """A C-STORE was answered after ``seconds``."""
+        self.store_seconds.observe(seconds)
+        self.instances.labels(outcome).inc()
 
+    def instance_stored(self, at: float) -> None:
+        """An instance is durably in the spool."""
+        self.last_received.set(at)
 
-RELAY_INTERVAL_S = 0.25
-"""How often the pipeline process sends its pending metric updates (one message)."""
+    def stage_time(self, stage: Stage, seconds: float) -> None:
+        """One image spent ``seconds`` in a stage."""
+        self.stage_seconds.labels(stage).observe(seconds)
 
+    def batch_assessed(self, frames: int) -> None:
+        """A model assessed a batch of ``frames`` frames."""
+        self.batch_size.observe(frames)
 
-class _RelayedMetric:
-    """Stands in for a prometheus metric in another process: updates are relayed."""
+    def image_assessed(self, model: str, verdict: str, end_to_end_s: float) -> None:
+        """An image's results are written."""
+        self.verdicts.labels(model, verdict).inc()
+        self.end_to_end_seconds.observe(end_to_end_s)
 
-    def __init__(self, relay: RelayedMetrics, name: str, labels: tuple[str, ...] = ()) -> None:
-        self._relay = relay
-        self._name = name
-        self._labels = labels
+    def image_not_assessed(self, reason: str) -> None:
+        """No model applies to an image."""
+        self.not_assessed.labels(reason).inc()
 
-    def labels(self, *values: str) -> _RelayedMetric:
-        return _RelayedMetric(self._relay, self._name, tuple(str(v) for v in values))
+    def job_failed(self, stage: str) -> None:
+        """A job failed in ``stage``."""
+        self.jobs_failed.labels(stage).inc()
 
-    def inc(self, amount: float = 1.0) -> None:
-        self._relay.add((self._name, self._labels, "inc", float(amount)))
-
-    def observe(self, amount: float) -> None:
-        self._relay.add((self._name, self._labels, "observe", float(amount)))
-
-    def set(self, value: float) -> None:
-        self._relay.add((self._name, self._labels, "set", float(value)))
-
-
-class RelayedMetrics:
-    """Another process's view of :class:`NodeMetrics`: the same names, relayed updates.
-
-    ``names`` are the metrics it updates (:data:`RELAYED` for the pipeline process,
-    :data:`RECEIVING` for an extra receiving process). Updates are collected and sent
-    as one list every :data:`RELAY_INTERVAL_S`, so the main process spends little time
-    on them; a gauge set by several processes may step back by up to that interval.
-    """
-
-    def __init__(self, queue: Queue, names: frozenset[str] = RELAYED) -> None:  # type: ignore[type-arg]
-        self._queue = queue
-        self._pending: list[RelayedEvent] = []
-        self._lock = threading.Lock()
-        for name in names:
-            setattr(self, name, _RelayedMetric(self, name))
-        threading.Thread(target=self._send, name="metrics-relay", daemon=True).start()
-
-    def add(self, event: RelayedEvent) -> None:
-        with self._lock:
-            self._pending.append(event)
-
-    def flush(self) -> None:
-        """Send what is pending now."""
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if batch:
-            self._queue.put(batch)
-
-    def _send(self) -> None:
-        while True:
-            time.sleep(RELAY_INTERVAL_S)
-            self.flush()
-
-
-def apply_relayed(metrics: NodeMetrics, events: list[RelayedEvent]) -> None:
-    """Apply relayed updates to the receiving process's metrics."""
-    for name, labels, method, amount in events:
-        if name not in _APPLICABLE or method not in ("inc", "observe", "set"):
-            raise ValueError(f"not a relayed metric update: {(name, labels, method)!r}")
-        metric = getattr(metrics, name)
-        if labels:
-            metric = metric.labels(*labels)
-        getattr(metric, method)(amount)
+    def delivery_attempted(self, destination: str, outcome: str) -> None:
+        """An output was sent, failed, or became a dead letter."""
+        self.forwards.labels(destination, outcome).inc()

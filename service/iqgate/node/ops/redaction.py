@@ -1,6 +1,6 @@
 """Keeping patient identifiers out of log text, whatever wrote the text.
 
-Two defences, both applied to every log event (see :mod:`iqgate.node.logs`):
+Two defences, both applied to every log event (see :mod:`iqgate.node.ops.logs`):
 
 - :class:`IdentifierRedactor` remembers the identifier values (names, IDs, birth dates,
   accession numbers) of the data sets this process has handled and replaces them, and
