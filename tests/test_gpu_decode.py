@@ -19,8 +19,9 @@ from iqgate.cli import main
 from iqgate.data.phantoms import generate, write_dicom
 from iqgate.errors import ImagingError
 from iqgate.imaging import frames_from_dataset
-from iqgate.node.decode import DecodedImage, Decoder, decode_file
-from iqgate.node.gpu_decode import (
+from iqgate.node.pipeline import build as pipeline_build
+from iqgate.node.pipeline.decode import DecodedImage, Decoder, decode_file
+from iqgate.node.pipeline.gpu_decode import (
     DeviceImage,
     GpuDecoder,
     NvImageCodec,
@@ -30,7 +31,6 @@ from iqgate.node.gpu_decode import (
     frame_decoder,
     presentation_on_device,
 )
-from iqgate.node.pipeline import build as pipeline_build
 from package_factory import tiny_package
 
 

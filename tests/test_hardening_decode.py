@@ -18,9 +18,9 @@ import pytest
 from bad_inputs import Expect, corpus, write_file
 from dicom_factory import make_image, write_image
 from iqgate.errors import ImagingError
-from iqgate.node import decode as decode_module
-from iqgate.node.decode import Decoder, DecoderCrashed, check_dimensions, decode_file
 from iqgate.node.ingest.header import PARSE_ERRORS, instance_problem, read_header
+from iqgate.node.pipeline import decode as decode_module
+from iqgate.node.pipeline.decode import Decoder, DecoderCrashed, check_dimensions, decode_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "soak"))
 from fuzzing import attribute_outcomes, mutated_file_outcomes

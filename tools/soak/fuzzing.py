@@ -3,7 +3,7 @@
 The contract under test: for any bytes, the SCP's header check
 (:func:`iqgate.node.ingest.header.read_header` + :func:`~iqgate.node.ingest.header.instance_problem`)
 raises nothing but :data:`iqgate.node.ingest.header.PARSE_ERRORS`, and the worker's decode
-(:func:`iqgate.node.decode.decode_file`, :func:`iqgate.imaging.frames_from_dataset`)
+(:func:`iqgate.node.pipeline.decode.decode_file`, :func:`iqgate.imaging.frames_from_dataset`)
 raises nothing but :class:`iqgate.errors.ImagingError`. Anything else is collected as
 ``unexpected`` with the mutation that caused it.
 """
@@ -26,8 +26,8 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossl
 from dicom_factory import make_image
 from iqgate.errors import ImagingError
 from iqgate.imaging import frames_from_dataset
-from iqgate.node.decode import decode_file
 from iqgate.node.ingest.header import PARSE_ERRORS, instance_problem, read_header
+from iqgate.node.pipeline.decode import decode_file
 
 FUZZ_MAX_PIXELS = 2**22
 """The decode guard during fuzzing: mutated dimensions must not allocate much."""

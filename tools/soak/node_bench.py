@@ -6,7 +6,7 @@ Three measurements on the same phantom files, one transfer syntax at a time:
   ``storescp`` and into the minimal pynetdicom write-through receiver of
   shared/ANCHORS.md; the faster one is the receive ceiling.
 - :func:`engine_ceiling`: the node's own assessment code in this process, with the
-  node's models and settings: decode (:func:`iqgate.node.decode.decode_file`), then
+  node's models and settings: decode (:func:`iqgate.node.pipeline.decode.decode_file`), then
   :func:`iqgate.node.assess.assess_frames` in batches of ``IQGATE_BATCH_MAX`` (resize,
   classify, NormGrad for the frames that need it), then the results
   (:class:`iqgate.node.outputs.results.ResultWriter`), each timed apart. The engine alone
@@ -66,10 +66,10 @@ from iqgate.config import Settings
 from iqgate.data.phantoms import generate
 from iqgate.data.phantoms.dicom_writer import phantom_dataset
 from iqgate.node.assess import assess_frames
-from iqgate.node.decode import DecodedImage, Decoder
-from iqgate.node.gpu_decode import DeviceImage, GpuDecoder
 from iqgate.node.ops.relay import RELAY_INTERVAL_S
 from iqgate.node.pipeline.build import Pipeline
+from iqgate.node.pipeline.decode import DecodedImage, Decoder
+from iqgate.node.pipeline.gpu_decode import DeviceImage, GpuDecoder
 from iqgate.node.routing import LoadedModel, ModelRegistry
 from iqgate.node.store.states import JobState, JobVerdict
 from peers import NodeProcess, port_open, start_node

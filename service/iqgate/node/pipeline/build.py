@@ -12,11 +12,11 @@ import torch
 
 from iqgate.config import Settings
 from iqgate.node.assess import ExplainPolicy
-from iqgate.node.decode import Decoder
-from iqgate.node.gpu_decode import GpuDecoder, frame_decoder
 from iqgate.node.ops.logs import get_logger
 from iqgate.node.outputs.compat import apply_speedups
 from iqgate.node.outputs.results import ResultWriter
+from iqgate.node.pipeline.decode import Decoder
+from iqgate.node.pipeline.gpu_decode import GpuDecoder, frame_decoder
 from iqgate.node.routing import ModelRegistry
 
 log = get_logger("pipeline")

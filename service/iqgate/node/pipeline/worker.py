@@ -5,7 +5,7 @@ comes first). The worker thread runs three stages in a pipeline: while it assess
 batch, a second thread claims and decodes the next (the decode processes work while the
 model runs) and a third writes the previous batch's results (SC, SR, report, fsync);
 one batch is in flight in each stage at most. Each file is decoded once: on a CUDA node with nvImageCodec, JPEG 2000
-and JPEG frames are decoded on the GPU and stay there (:mod:`iqgate.node.gpu_decode`);
+and JPEG frames are decoded on the GPU and stay there (:mod:`iqgate.node.pipeline.gpu_decode`);
 everything else is decoded by the CPU decoder and resized on the model's device. A job
 that fails (bad codec data, an exception) is marked failed with its reason and the
 worker goes on. MR images wait in ``assessed`` until their series is complete
@@ -26,12 +26,12 @@ from pydicom import dcmread
 
 from iqgate.config import Settings
 from iqgate.node.assess import FrameAssessment, assess_frames
-from iqgate.node.decode import DecodedImage
-from iqgate.node.gpu_decode import DeviceImage
 from iqgate.node.ops.events import StageEvents
 from iqgate.node.ops.logs import get_logger
 from iqgate.node.outputs.uids import is_own_output
 from iqgate.node.pipeline.build import Pipeline
+from iqgate.node.pipeline.decode import DecodedImage
+from iqgate.node.pipeline.gpu_decode import DeviceImage
 from iqgate.node.pipeline.series import SeriesCompletion, groups_by_series
 from iqgate.node.routing import LoadedModel
 from iqgate.node.store.records import Job, OutputFile

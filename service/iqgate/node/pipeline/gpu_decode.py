@@ -10,7 +10,7 @@ then runs there too: each frame's distinct stored values are mapped on the host 
 result is the same to the bit) and the frame is looked up through that table on the
 GPU.
 
-Everything else goes to the CPU decoder (:class:`iqgate.node.decode.Decoder`), file by
+Everything else goes to the CPU decoder (:class:`iqgate.node.pipeline.decode.Decoder`), file by
 file: other transfer syntaxes (native, RLE, JPEG-LS, deflated), signed, colour or
 unusual bit depths, a header over ``IQGATE_DECODE_MAX_PIXELS``, a code stream whose
 size disagrees with the header, and any frame nvImageCodec cannot decode. The CPU
@@ -42,8 +42,8 @@ from pydicom.uid import (
 
 from iqgate.errors import ImagingError
 from iqgate.imaging import SUPPORTED_PHOTOMETRIC, presentation_values, stack_to_device
-from iqgate.node.decode import DEFAULT_MAX_PIXELS, DecodedImage, Decoder, check_dimensions
 from iqgate.node.ops.logs import get_logger
+from iqgate.node.pipeline.decode import DEFAULT_MAX_PIXELS, DecodedImage, Decoder, check_dimensions
 
 log = get_logger("gpu_decode")
 
@@ -207,7 +207,7 @@ def presentation_on_device(ds: Dataset, stored: torch.Tensor) -> torch.Tensor:
 class GpuDecoder:
     """Decode files on the GPU where nvImageCodec can, with the CPU decoder otherwise.
 
-    Decodes like :class:`iqgate.node.decode.Decoder`; the files it decodes itself come
+    Decodes like :class:`iqgate.node.pipeline.decode.Decoder`; the files it decodes itself come
     back as :class:`DeviceImage`. ``codec`` is :class:`NvImageCodec` on a GPU node
     (tests pass a CPU stand-in). ``fallback`` stays its owner's to close.
     """
