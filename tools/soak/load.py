@@ -3,7 +3,7 @@
 Every figure comes from one of three runs:
 
 - :func:`receive_rate`: N concurrent ``storescu`` processes push the same files into the
-  node and into three references (shared/ANCHORS.md): the minimal pynetdicom receiver
+  node and into three references (docs/reliability.md): the minimal pynetdicom receiver
   (handler writes ``event.encoded_dataset()`` to a file), the same with fsync of file
   and folder (the durable floor), and DCMTK ``storescp``; receivers alternate within
   each repeat and the median wall time counts.

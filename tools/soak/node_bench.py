@@ -1,10 +1,10 @@
-"""Node speed (issue 8): end to end through a running node, beside its two ceilings.
+"""Node speed: end to end through a running node, beside its two ceilings.
 
 Three measurements on the same phantom files, one transfer syntax at a time:
 
 - :func:`receive_ceiling`: K ``storescu`` processes push the files into DCMTK
-  ``storescp`` and into the minimal pynetdicom write-through receiver of
-  shared/ANCHORS.md; the faster one is the receive ceiling.
+  ``storescp`` and into the minimal pynetdicom write-through receiver
+  (``receivers.py``); the faster one is the receive ceiling.
 - :func:`engine_ceiling`: the node's own assessment code in this process, with the
   node's models and settings: decode (:func:`iqgate.node.pipeline.decode.decode_file`), then
   :func:`iqgate.node.assess.assess_frames` in batches of ``IQGATE_BATCH_MAX`` (resize,
@@ -212,7 +212,7 @@ def reference_receiver(kind: str, folder: Path, clients: int) -> Iterator[int]:
     """Start ``storescp`` or the pynetdicom receiver on a free port, every syntax accepted.
 
     As :func:`load.reference_receiver` (same options, so the figures compare with
-    shared/ANCHORS.md), plus ``+xa`` / all syntaxes: that one takes uncompressed data only.
+    docs/reliability.md), plus ``+xa`` / all syntaxes: that one takes uncompressed data only.
     """
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)

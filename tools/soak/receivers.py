@@ -1,7 +1,7 @@
 """Reference receivers for the load campaign: what a C-STORE costs without iqgate.
 
-``python receivers.py PORT FOLDER [--fsync]`` runs the minimal pynetdicom receiver of
-shared/ANCHORS.md: the C-STORE handler writes ``event.encoded_dataset()`` straight to a
+``python receivers.py PORT FOLDER [--fsync]`` runs the minimal pynetdicom receiver
+(the reference of docs/reliability.md): the C-STORE handler writes ``event.encoded_dataset()`` straight to a
 file and answers success. With ``--fsync`` it also fsyncs the file and its folder before
 answering: the floor of any durable receiver (no parsing, no job table). With
 ``--status 0xA700`` it stores nothing and answers that status: a PACS in trouble.

@@ -1,7 +1,7 @@
 """Decoding received files into presentation values, in worker processes.
 
 Decoding compressed pixel data is the costliest CPU step of the node (JPEG 2000 costs
-about 50 times the model's share: shared/ANCHORS.md), so it runs in a pool of
+about 50 times the model's share: docs/node-speed.md), so it runs in a pool of
 processes, at the worker's priority (below receiving); with zero processes it runs in
 the calling thread. Three guards keep a bad file from taking the node down:
 

@@ -1,7 +1,7 @@
 """Decoding JPEG 2000 and JPEG pixel data on the GPU with NVIDIA nvImageCodec.
 
 JPEG 2000 is the costliest step of a CPU node (about 0.5 s per radiograph on one core;
-shared/ANCHORS.md). On a CUDA node with ``nvidia.nvimgcodec`` installed (the ``gpu``
+docs/node-speed.md). On a CUDA node with ``nvidia.nvimgcodec`` installed (the ``gpu``
 extra), :class:`GpuDecoder` takes the compressed frames of a whole batch of files,
 decodes them in one nvImageCodec call straight into GPU memory and hands them to
 torch through DLPack (no CuPy, no trip through the host). The grey-scale pipeline
