@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from iqgate.cli import build_parser
 from iqgate.config import Settings, load_settings, parse_destination
-from iqgate.node.ingest.dimse import ACCEPTED_TRANSFER_SYNTAXES, IMAGE_STORAGE_CLASSES, DimseStatus
+from iqgate.node.ingest.dimse import ACCEPTED_TRANSFER_SYNTAXES, STORAGE_CLASSES, DimseStatus
 from peers import http_get, running_node
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -705,7 +705,7 @@ def test_every_dashboard_query_is_valid_promql(tmp_path):
 # -- documentation ----------------------------------------------------------------------------
 def test_the_conformance_statement_lists_every_class_syntax_and_status_the_scp_uses():
     statement = (ROOT / "docs" / "conformance.md").read_text()
-    for uid in (*IMAGE_STORAGE_CLASSES, *ACCEPTED_TRANSFER_SYNTAXES):
+    for uid in (*STORAGE_CLASSES, *ACCEPTED_TRANSFER_SYNTAXES):
         assert f"`{uid}`" in statement, f"{uid.name} ({uid}) is missing"
     for status in DimseStatus:
         assert f"`0x{status.value:04X}`" in statement, f"{status.name} is missing"

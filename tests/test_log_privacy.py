@@ -13,7 +13,13 @@ from pydicom.dataset import Dataset
 
 from dicom_factory import make_image
 from iqgate.node.ops.logs import configure_logging, get_logger
-from iqgate.node.ops.redaction import REDACTED, IdentifierRedactor, identifier_values, redact_quoted
+from iqgate.node.ops.redaction import (
+    REDACTED,
+    REDACTOR,
+    IdentifierRedactor,
+    identifier_values,
+    redact_quoted,
+)
 from package_factory import tiny_package
 from peers import require, running_node, storescu, wait_for
 
@@ -38,6 +44,19 @@ PATIENTS = [
 ]
 
 
+@pytest.fixture
+def logging_restored():
+    """configure_logging changes process-wide state: put pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    structlog_config = structlog.get_config()
+    with warnings.catch_warnings():  # restores warnings.showwarning and the filters
+        yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**structlog_config)
+
+
 def _identifiers(patient: dict[str, str]) -> list[str]:
     name_parts = [p for p in patient["name"].split("^") if p]
     return [v for v in (patient["id"], patient["birth"], patient["accession"], *name_parts) if v]
@@ -55,7 +74,7 @@ def test_remembered_identifiers_and_name_components_are_replaced_as_words():
     ds.PatientName = "Doe^Jo^^Dr"
     ds.PatientID = "12345"
     ds.AccessionNumber = ""
-    assert identifier_values(ds) == {"Doe^Jo^^Dr", "Doe", "Jo", "Dr", "12345"}
+    assert identifier_values(ds) == {"Doe^Jo^^Dr", "12345"}
     redactor = IdentifierRedactor()
     redactor.remember_dataset(ds)
     assert redactor.redact("patient DOE, Jo (12345) seen by Dr. Jones") == (
@@ -64,23 +83,24 @@ def test_remembered_identifiers_and_name_components_are_replaced_as_words():
     assert redactor.redact("Joanna Does 123456") == "Joanna Does 123456"
 
 
+def test_the_nodes_own_values_stay_readable_when_a_name_component_matches_them(
+    logging_restored,
+):
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    ds = Dataset()
+    ds.PatientName = "PHANTOM^CXR^00001"
+    REDACTOR.remember_dataset(ds)
+    get_logger("test").info("assessed", model="cxr-foreign-object", reason="CXR view of PHANTOM")
+    line = json.loads(stream.getvalue())
+    assert line["model"] == "cxr-foreign-object"
+    assert line["reason"] == f"{REDACTED} view of {REDACTED}"
+
+
 def test_the_oldest_identifiers_are_forgotten_beyond_the_limit():
     redactor = IdentifierRedactor(max_remembered=2)
     redactor.remember(["AAA", "BBB", "CCC"])
     assert redactor.redact("AAA BBB CCC") == f"AAA {REDACTED} {REDACTED}"
-
-
-@pytest.fixture
-def logging_restored():
-    """configure_logging changes process-wide state: put pytest's back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    structlog_config = structlog.get_config()
-    with warnings.catch_warnings():  # restores warnings.showwarning and the filters
-        yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.configure(**structlog_config)
 
 
 def test_library_warnings_and_records_become_json_events_without_quoted_values(logging_restored):

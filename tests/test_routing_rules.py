@@ -8,6 +8,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
+from iqgate.config import SettingsError, load_settings
 from iqgate.data.phantoms import generate, write_dicom
 from iqgate.data.phantoms.off_target import OffTarget
 from iqgate.errors import RoutingFileError
@@ -172,9 +173,11 @@ def test_the_route_is_the_first_model_that_applies_else_every_refusal():
         rules, HeaderFacts.from_dataset(header(Modality="DX", BodyPartExamined="KNEE"))
     )
     assert knee.model is None and list(knee.refusals) == ["cxr-foreign-object", "cmr-lvot"]
-    assert knee.closest_rule is Rule.BODY_PART
+    assert knee.label == "no model applies: body_part"
     assert knee.reason.startswith("cxr-foreign-object: body part KNEE not in ['CHEST']; cmr-lvot:")
     assert decide_route({}, chest).reason == "no model packages loaded"
+    both = decide_route({"a": CHEST, "b": CHEST, "cmr-lvot": LVOT}, chest)
+    assert both.model == "a" and list(both.refusals) == ["cmr-lvot"] and both.reason == ""
 
 
 def test_a_site_file_naming_a_model_that_is_not_loaded_is_refused(tmp_path):
@@ -182,3 +185,17 @@ def test_a_site_file_naming_a_model_that_is_not_loaded_is_refused(tmp_path):
     path.write_text("models: {cmr-lvt: {extend: {description_patterns: [x]}}}\n")
     with pytest.raises(RoutingFileError, match=r"not loaded: \['cmr-lvt'\]"):
         SiteRouting.load(path).apply({"cmr-lvot": LVOT})
+
+
+def test_a_routing_file_that_cannot_be_read_stops_the_settings(tmp_path):
+    path = tmp_path / "routing.yaml"
+    path.write_text("models: {cmr-lvot: {extend: {description_patterns: ['[']}}}\n")
+    with pytest.raises(SettingsError, match="routing_file"):
+        load_settings(environ={"IQGATE_ROUTING_FILE": str(path)})
+    with pytest.raises(SettingsError, match="routing_file"):
+        load_settings(environ={"IQGATE_ROUTING_FILE": str(tmp_path / "missing.yaml")})
+    path.write_text("models: {cmr-lvot: {extend: {description_patterns: [vierkammer]}}}\n")
+    settings = load_settings(environ={"IQGATE_ROUTING_FILE": str(path)})
+    assert (
+        settings.site_routing.routing_for("cmr-lvot", LVOT).description_patterns[-1] == "vierkammer"
+    )

@@ -1,4 +1,4 @@
-"""The ``iqgate`` command: ``serve``, ``assess`` and ``jobs``."""
+"""The ``iqgate`` command: ``serve``, ``assess``, ``route`` and ``jobs``."""
 
 from __future__ import annotations
 
@@ -94,6 +94,32 @@ def _assess(args: argparse.Namespace) -> int:
         return 1 if failed else 0
 
 
+def _route(args: argparse.Namespace) -> int:
+    from iqgate.node.routing import route_header
+    from iqgate.packages import find_packages, read_card
+
+    settings = _settings(args)
+    cards = [read_card(directory) for directory in find_packages(settings.models_dir)]
+    rules = {card.name: card.routing for card in cards}
+    site = settings.site_routing
+    if site is not None:
+        rules = site.apply(rules)
+    for path in _dicom_files(args.inputs):
+        try:
+            header = dcmread(path, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, EOFError) as exc:
+            print(f"{path}: skipped, not DICOM ({type(exc).__name__})")
+            continue
+        decision = route_header(rules, header)
+        verdict = decision.model or f"not assessed ({decision.label})"
+        print(f"{path}: {verdict}")
+        if decision.excluded is not None:
+            print(f"  {decision.reason}")
+        for name, (rule, reason) in decision.refusals.items():
+            print(f"  {name}: {rule.value}: {reason}")
+    return 0
+
+
 def _jobs(args: argparse.Namespace) -> int:
     from iqgate.node.store.spool import Spool
 
@@ -134,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     assess.add_argument("inputs", nargs="+", type=Path, help="DICOM files or folders")
     assess.add_argument("--out", type=Path, required=True, help="results folder")
     assess.set_defaults(run=_assess)
+    route = commands.add_parser(
+        "route", help="print which model would assess each file, and why not the others"
+    )
+    route.add_argument("inputs", nargs="+", type=Path, help="DICOM files or folders")
+    route.set_defaults(run=_route)
     jobs = commands.add_parser("jobs", help="list, retry or purge spooled jobs")
     jobs.add_argument("action", choices=["list", "retry", "purge"])
     jobs.add_argument(

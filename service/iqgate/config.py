@@ -17,7 +17,8 @@ from typing import Annotated, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from iqgate.errors import IqgateError
+from iqgate.errors import IqgateError, RoutingFileError
+from iqgate.routing_rules import SiteRouting
 
 ENV_PREFIX = "IQGATE_"
 AE_TITLE_PATTERN = re.compile(
@@ -130,6 +131,7 @@ class Settings(BaseModel):
     pacs: CommaList = Field(default_factory=list)
     allowed_calling_aes: CommaList = Field(default_factory=list)
     models_dir: Path = Path("./models")
+    routing_file: Path | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     overlays: Literal["flagged", "all", "none"] = "flagged"
     explain: Literal["flagged", "all"] = "flagged"
@@ -182,6 +184,16 @@ class Settings(BaseModel):
             parse_destination(entry)
         return value
 
+    @field_validator("routing_file")
+    @classmethod
+    def _readable_routing_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                SiteRouting.load(value)
+            except RoutingFileError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("allowed_calling_aes")
     @classmethod
     def _valid_callers(cls, value: list[str]) -> list[str]:
@@ -198,6 +210,11 @@ class Settings(BaseModel):
     def allowed_callers(self) -> list[AllowedCaller]:
         """Parsed allow-list (empty: anyone may associate)."""
         return [AllowedCaller.parse(a) for a in self.allowed_calling_aes]
+
+    @property
+    def site_routing(self) -> SiteRouting | None:
+        """The site's changes to the models' routing rules (None: the cards' rules)."""
+        return None if self.routing_file is None else SiteRouting.load(self.routing_file)
 
     @property
     def tls_enabled(self) -> bool:

@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydicom.dataset import Dataset
 
@@ -207,6 +208,12 @@ class RoutingChange(BaseModel):
     replace: dict[str, object] = Field(default_factory=dict)
     extend: dict[str, list[str]] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _applies_to_a_card(self) -> RoutingChange:
+        """Unknown rules, wrong types and bad patterns are found when the file is read."""
+        self.apply(Routing())
+        return self
+
     def apply(self, routing: Routing) -> Routing:
         """``routing`` with this change made (validated as a whole)."""
         fields = routing.model_dump()
@@ -216,7 +223,7 @@ class RoutingChange(BaseModel):
         fields.update(self.replace)
         for key, values in self.extend.items():
             if not isinstance(fields[key], list):
-                raise TypeError(f"'extend' needs a list rule; {key} is not one")
+                raise ValueError(f"'extend' needs a list rule; {key} is not one")  # noqa: TRY004
             fields[key] = [*fields[key], *(v for v in values if v not in fields[key])]
         return Routing.model_validate(fields)
 
@@ -256,44 +263,60 @@ class SiteRouting(BaseModel):
             return routing
         try:
             return change.apply(routing)
-        except (ValueError, TypeError, ValidationError) as exc:
+        except (ValueError, ValidationError) as exc:
             raise RoutingFileError(f"routing file, model {model_name}: {exc}") from None
 
 
 @dataclass(frozen=True)
 class RouteDecision:
-    """Which model assesses an image, or why none does."""
+    """Which model assesses an image, or why none does.
+
+    ``excluded`` is set when no model was asked (an iqgate result, not an image): its
+    metric label and its reason. Otherwise ``refusals`` holds every model that does not
+    apply, and ``model`` is the first that does (None when none does).
+    """
 
     model: str | None
     refusals: dict[str, tuple[Rule, str]]
-    """Per model that does not apply (in the order they were tried): the rule, the reason."""
+    """Per model that does not apply, in the order of the rules: the rule, the reason."""
+    excluded: tuple[str, str] | None = None
 
     @property
     def reason(self) -> str:
-        """Every model's refusal in one line (empty when a model applies)."""
+        """Why no model assesses the image, in one line (empty when one does)."""
+        if self.excluded is not None:
+            return self.excluded[1]
         if self.model is None and not self.refusals:
             return "no model packages loaded"
+        if self.model is not None:
+            return ""
         return "; ".join(f"{name}: {reason}" for name, (_, reason) in self.refusals.items())
 
     @property
-    def closest_rule(self) -> Rule | None:
-        """The rule of the refusal that came furthest (a knee radiograph fails the chest
-        model's body part, not the cardiac model's modality): what metrics count."""
-        if self.model is not None or not self.refusals:
-            return None
+    def label(self) -> str:
+        """What metrics count a not-assessed image by: the exclusion, or the rule of the
+        refusal that came furthest (a knee radiograph fails the chest model's body part,
+        not the cardiac model's modality)."""
+        if self.excluded is not None:
+            return self.excluded[0]
+        if not self.refusals:
+            return "no model applies"
         order = list(Rule)
-        return max((rule for rule, _ in self.refusals.values()), key=order.index)
+        closest = max((rule for rule, _ in self.refusals.values()), key=order.index)
+        return f"no model applies: {closest.value}"
 
 
 def decide_route(rules: Mapping[str, Routing], facts: HeaderFacts) -> RouteDecision:
-    """The first model (in ``rules`` order) whose rules ``facts`` pass."""
+    """Every model's rules checked; the first model (in ``rules`` order) that applies."""
     refusals: dict[str, tuple[Rule, str]] = {}
+    chosen: str | None = None
     for name, routing in rules.items():
         mismatch = routing.mismatch(facts)
-        if mismatch is None:
-            return RouteDecision(name, refusals)
-        refusals[name] = mismatch
-    return RouteDecision(None, refusals)
+        if mismatch is not None:
+            refusals[name] = mismatch
+        elif chosen is None:
+            chosen = name
+    return RouteDecision(chosen, refusals)
 
 
 CHEST_RADIOGRAPHS = Routing(

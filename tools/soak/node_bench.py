@@ -375,9 +375,9 @@ def _decoded(
 
 
 def _route(registry: ModelRegistry, image: DecodedImage | DeviceImage) -> LoadedModel:
-    model, reason = registry.route(image.header)
+    model, decision = registry.route(image.header)
     if model is None:
-        raise RuntimeError(f"no model package applies to a benchmark image: {reason}")
+        raise RuntimeError(f"no model package applies to a benchmark image: {decision.reason}")
     return model
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 from torch import nn
 
+from iqgate.node.ingest.dimse import IMAGE_STORAGE_CLASSES
 from iqgate.node.ops.logs import get_logger
+from iqgate.node.outputs.uids import is_own_output
 from iqgate.packages import (
     ONNX_FILE,
     ModelCard,
@@ -19,7 +22,7 @@ from iqgate.packages import (
     load_package,
     onnx_is_current,
 )
-from iqgate.routing_rules import HeaderFacts
+from iqgate.routing_rules import HeaderFacts, RouteDecision, Routing, SiteRouting, decide_route
 
 log = get_logger("models")
 
@@ -77,9 +80,18 @@ def onnx_session(directory: Path, device: torch.device, threads: int) -> object 
 class ModelRegistry:
     """Every model package of a folder, loaded once on one device."""
 
-    def __init__(self, models: Sequence[LoadedModel], device: torch.device) -> None:
+    def __init__(
+        self,
+        models: Sequence[LoadedModel],
+        device: torch.device,
+        site_routing: SiteRouting | None = None,
+    ) -> None:
         self.models = list(models)
         self.device = device
+        card_rules = {m.card.name: m.card.routing for m in self.models}
+        self.rules = site_routing.apply(card_rules) if site_routing else card_rules
+        """Each model's routing rules: its card's, with the site routing file's changes."""
+        self._by_name = {m.card.name: m for m in self.models}
 
     @classmethod
     def from_directory(
@@ -89,8 +101,10 @@ class ModelRegistry:
         *,
         use_onnx: bool = True,
         threads: int = 1,
+        site_routing: SiteRouting | None = None,
     ) -> ModelRegistry:
-        """Load every package under ``models_dir`` (checksums verified)."""
+        """Load every package under ``models_dir`` (checksums verified), routed by their
+        cards as ``site_routing`` changes them."""
         loaded = []
         for directory in find_packages(models_dir):
             model, card = load_package(directory, device)
@@ -102,15 +116,21 @@ class ModelRegistry:
                 version=card.version,
                 classifier="onnxruntime" if session is not None else "torch",
             )
-        return cls(loaded, device)
+        return cls(loaded, device, site_routing)
 
-    def route(self, ds: Dataset) -> tuple[LoadedModel | None, str]:
-        """The first package whose rules apply to ``ds``, or None with the reasons."""
-        reasons = []
-        facts = HeaderFacts.from_dataset(ds)
-        for loaded in self.models:
-            mismatch = loaded.card.routing.mismatch(facts)
-            if mismatch is None:
-                return loaded, ""
-            reasons.append(f"{loaded.card.name}: {mismatch[1]}")
-        return None, "; ".join(reasons) or "no model packages loaded"
+    def route(self, header: Dataset) -> tuple[LoadedModel | None, RouteDecision]:
+        """The package that assesses ``header``'s image, and the decision with the reason
+        when none does (see :func:`route_header`)."""
+        decision = route_header(self.rules, header)
+        return (self._by_name[decision.model] if decision.model else None), decision
+
+
+def route_header(rules: Mapping[str, Routing], header: Dataset) -> RouteDecision:
+    """Where an instance goes: iqgate's own results and instances that are not images
+    are excluded before any model is asked; otherwise the models' ``rules`` decide."""
+    if is_own_output(header):
+        return RouteDecision(None, {}, ("own output", "an iqgate result"))
+    sop_class = UID(str(header.get("SOPClassUID", "") or ""))
+    if sop_class not in IMAGE_STORAGE_CLASSES:
+        return RouteDecision(None, {}, ("not an image", f"not an image: {sop_class.name}"))
+    return decide_route(rules, HeaderFacts.from_dataset(header))

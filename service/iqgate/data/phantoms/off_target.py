@@ -11,6 +11,7 @@ from enum import Enum
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.uid import generate_uid
 
 
 class OffTarget(str, Enum):
@@ -32,12 +33,16 @@ def _code_item(value: str, scheme: str, meaning: str) -> Dataset:
 
 
 def retarget(ds: Dataset, kind: OffTarget) -> None:
-    """Rewrite the header of phantom ``ds`` in place as ``kind``.
+    """Rewrite the header of phantom ``ds`` in place as ``kind``, in a study, series and
+    instance of its own (UIDs derived from the phantom's and ``kind``).
 
     Raises ``ValueError`` for a variant that does not fit the modality (a knee needs a
     radiograph, a brain an MR).
     """
     modality = str(ds.get("Modality", ""))
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        setattr(ds, keyword, generate_uid(entropy_srcs=[str(ds.get(keyword)), kind.value]))
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     if kind is OffTarget.KNEE_RADIOGRAPH:
         if modality not in ("DX", "CR"):
             raise ValueError(f"a knee radiograph needs a DX or CR phantom, not {modality}")

@@ -56,9 +56,12 @@ ACCEPTED_TRANSFER_SYNTAXES: tuple[UID, ...] = (
 )
 """Every transfer syntax a permissively licensed decoder of ours can read."""
 
-IMAGE_STORAGE_CLASSES: tuple[UID, ...] = tuple(
-    UID(cx.abstract_syntax)
-    for cx in AllStoragePresentationContexts
-    if "Image" in UID(cx.abstract_syntax).name
+STORAGE_CLASSES: tuple[UID, ...] = tuple(
+    UID(cx.abstract_syntax) for cx in AllStoragePresentationContexts
 )
-"""The image storage SOP classes (CR, DX, MR, Enhanced MR, Secondary Capture...)."""
+"""Every storage SOP class the SCP accepts: images, SR, presentation states, key object
+selections, encapsulated documents, waveforms, RT, segmentations..."""
+
+IMAGE_STORAGE_CLASSES: tuple[UID, ...] = tuple(c for c in STORAGE_CLASSES if "Image" in c.name)
+"""The image storage SOP classes (CR, DX, MR, Enhanced MR, Secondary Capture...): the
+ones whose pixel data the SCP checks and the pipeline can assess."""

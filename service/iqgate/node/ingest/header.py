@@ -17,6 +17,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
+from iqgate.node.ingest.dimse import IMAGE_STORAGE_CLASSES
 from iqgate.node.store.records import InstanceInfo
 
 HEADER_KEYWORDS = (
@@ -140,11 +141,16 @@ def _pixel_bytes_sent(stream: BinaryIO, syntax: UID, length: int) -> tuple[int, 
 
 
 def instance_problem(header: ReceivedHeader) -> str | None:
-    """Why a received image data set cannot be assessed as its SOP class, or None."""
+    """Why a received data set cannot be stored as its SOP class, or None.
+
+    Every instance needs its UIDs; the pixel checks apply to image SOP classes only.
+    """
     ds = header.dataset
     for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
         if not str(ds.get(keyword, "") or "").strip():
             return f"missing {keyword}"
+    if UID(str(ds.SOPClassUID)) not in IMAGE_STORAGE_CLASSES:
+        return None
     if header.pixel_tag is None:
         return "missing Pixel Data (7FE0,0010)"
     for keyword in ("Rows", "Columns", "BitsAllocated"):

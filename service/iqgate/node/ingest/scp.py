@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from io import BytesIO
 
+from pydicom.uid import UID
 from pynetdicom import AE, evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import Verification
@@ -24,7 +25,7 @@ from iqgate.config import AllowedCaller, Settings
 from iqgate.errors import IqgateError
 from iqgate.node.ingest.dimse import (
     ACCEPTED_TRANSFER_SYNTAXES,
-    IMAGE_STORAGE_CLASSES,
+    STORAGE_CLASSES,
     AssociationRejectReason,
     DimseStatus,
 )
@@ -121,7 +122,7 @@ class StorageScp:
         ae.network_timeout = s.network_timeout_s
         ae.require_called_aet = True
         ae.add_supported_context(Verification)
-        for sop_class in IMAGE_STORAGE_CLASSES:
+        for sop_class in STORAGE_CLASSES:
             ae.add_supported_context(sop_class, list(ACCEPTED_TRANSFER_SYNTAXES))
         return ae
 
@@ -202,6 +203,17 @@ class StorageScp:
 
     def _on_accepted(self, event: Event) -> None:
         self.metrics.association("accepted")
+        refused = event.assoc.rejected_contexts
+        if refused:
+            log.warning(
+                "contexts_refused",
+                calling_ae=str(event.assoc.requestor.ae_title).strip(),
+                contexts=[
+                    f"{UID(cx.abstract_syntax).name}: {', '.join(cx.transfer_syntax)}"
+                    for cx in refused
+                ],
+                reason="no transfer syntax iqgate decodes, or not a storage SOP class",
+            )
 
     def _on_rejected(self, event: Event) -> None:
         self.metrics.association("rejected")

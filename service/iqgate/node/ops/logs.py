@@ -42,12 +42,48 @@ def scrub(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping
     return event
 
 
+NODE_VALUE_KEYS = frozenset(
+    {
+        "event",
+        "level",
+        "timestamp",
+        "component",
+        "logger",
+        "category",
+        "source",
+        "model",
+        "models",
+        "version",
+        "package",
+        "classifier",
+        "sop_instance_uid",
+        "series_uid",
+        "study_uid",
+        "job_id",
+        "calling_ae",
+        "peer",
+        "destination",
+        "kind",
+        "verdict",
+        "stage",
+        "worker",
+        "status",
+        "outcome",
+        "device",
+    }
+)
+"""Keys whose values the node makes itself (names, UIDs, states): never redacted, so a
+patient called ``PHANTOM^CXR`` does not blank the model name ``cxr-foreign-object``."""
+
+
 def redact_identifiers(
     _: object, __: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: remembered identifier values replaced in every string."""
+    """structlog processor: remembered identifier values replaced in every free-text
+    value (every key but :data:`NODE_VALUE_KEYS`)."""
     for key, value in event.items():
-        event[key] = redact_values(value, REDACTOR.redact)
+        if key not in NODE_VALUE_KEYS:
+            event[key] = redact_values(value, REDACTOR.redact)
     if isinstance(event.get("exception"), str):
         event["exception"] = redact_quoted(event["exception"])
     return event

@@ -2,9 +2,9 @@
 
 Two defences, both applied to every log event (see :mod:`iqgate.node.ops.logs`):
 
-- :class:`IdentifierRedactor` remembers the identifier values (names, IDs, birth dates,
-  accession numbers) of the data sets this process has handled and replaces them, and
-  every name component, wherever they appear in a string;
+- :class:`IdentifierRedactor` remembers the words of the identifier values (names, IDs,
+  birth dates, accession numbers) of the data sets this process has handled and
+  replaces them wherever they stand as words in a string;
 - :func:`redact_quoted` replaces every quoted literal in text that libraries wrote
   (warnings, stdlib log records, tracebacks): pydicom, highdicom and pynetdicom quote the
   values they complain about (``Invalid value for VR PN: 'DOE'``).
@@ -33,11 +33,11 @@ IDENTIFIER_KEYWORDS = (
 )
 """Attributes whose values never reach a log line."""
 REDACTED = "[redacted]"
-MAX_REMEMBERED = 4096
-"""Identifier values kept per process; the oldest are forgotten first."""
+MAX_REMEMBERED = 16384
+"""Identifier words kept per process; the oldest are forgotten first."""
 
 _QUOTED = re.compile(r"""(?<!\w)b?(?:'[^\n]*?'|"[^\n]*?")(?!\w)""")
-_NAME_SEPARATORS = re.compile(r"[\^=]")
+_WORD = re.compile(r"[^\W_]+")
 
 
 def redact_quoted(text: str) -> str:
@@ -46,18 +46,9 @@ def redact_quoted(text: str) -> str:
 
 
 def identifier_values(dataset: Dataset) -> set[str]:
-    """The identifier values of ``dataset``: whole values and name components.
-
-    Whole values are kept as written; name components (split at ``^`` and ``=``) of
-    two characters or more are kept too, since libraries print names reformatted
-    (``DOE, JOHN``). Attributes that cannot be read are skipped.
-    """
-    values: set[str] = set()
-    for keyword in IDENTIFIER_KEYWORDS:
-        for text in _texts(dataset, keyword):
-            values.add(text)
-            values.update(p.strip() for p in _NAME_SEPARATORS.split(text) if len(p.strip()) > 1)
-    return values
+    """The identifier values of ``dataset`` as written (attributes that cannot be read
+    are skipped)."""
+    return {text for keyword in IDENTIFIER_KEYWORDS for text in _texts(dataset, keyword)}
 
 
 def _texts(dataset: Dataset, keyword: str) -> list[str]:
@@ -73,42 +64,43 @@ def _texts(dataset: Dataset, keyword: str) -> list[str]:
 
 
 class IdentifierRedactor:
-    """Replaces remembered identifier values in strings (thread-safe, bounded)."""
+    """Replaces the words of remembered identifier values in strings.
+
+    Values are kept as their words (letters and digits, split at anything else, two
+    characters or more, case-free): ``FAKE-0001`` is redacted wherever ``FAKE`` or
+    ``0001`` stands as a word, and ``Doe^John`` as ``DOE, John``. A lookup per word of
+    the text, so the cost does not grow with the number remembered. Thread-safe and
+    bounded: the words seen longest ago are forgotten first.
+    """
 
     def __init__(self, max_remembered: int = MAX_REMEMBERED) -> None:
-        self._values: OrderedDict[str, None] = OrderedDict()
+        self._words: OrderedDict[str, None] = OrderedDict()
         self._max = max_remembered
         self._lock = threading.Lock()
-        self._pattern: re.Pattern[str] | None = None
 
     def remember(self, values: Iterable[str]) -> None:
-        """Redact these values from now on."""
+        """Redact the words of these values from now on."""
         with self._lock:
             for value in values:
-                if value in self._values:
-                    self._values.move_to_end(value)
-                    continue
-                self._values[value] = None
-                self._pattern = None
-            while len(self._values) > self._max:
-                self._values.popitem(last=False)
+                for word in _WORD.findall(value):
+                    if len(word) < 2:
+                        continue
+                    key = word.casefold()
+                    self._words[key] = None
+                    self._words.move_to_end(key)
+            while len(self._words) > self._max:
+                self._words.popitem(last=False)
 
     def remember_dataset(self, dataset: Dataset) -> None:
         """Redact the identifiers of ``dataset`` from now on."""
         self.remember(identifier_values(dataset))
 
     def redact(self, text: str) -> str:
-        """``text`` with every remembered value (as a whole word) replaced."""
-        pattern = self._compiled()
-        return text if pattern is None else pattern.sub(REDACTED, text)
-
-    def _compiled(self) -> re.Pattern[str] | None:
-        with self._lock:
-            if self._pattern is None and self._values:
-                words = sorted(self._values, key=len, reverse=True)
-                alternatives = "|".join(re.escape(w) for w in words)
-                self._pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
-            return self._pattern
+        """``text`` with every remembered word replaced by ``[redacted]``."""
+        if not self._words:
+            return text
+        words = self._words
+        return _WORD.sub(lambda m: REDACTED if m.group().casefold() in words else m.group(), text)
 
 
 REDACTOR = IdentifierRedactor()

@@ -74,6 +74,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
         device,
         use_onnx=settings.classifier == "onnx",
         threads=settings.torch_threads,
+        site_routing=settings.site_routing,
     )
     log.info("pipeline_starting", device=str(device), models=[m.card.name for m in registry.models])
     if not registry.models:

@@ -28,7 +28,6 @@ from iqgate.config import Settings
 from iqgate.node.assess import FrameAssessment, assess_frames
 from iqgate.node.ops.events import StageEvents
 from iqgate.node.ops.logs import get_logger
-from iqgate.node.outputs.uids import is_own_output
 from iqgate.node.pipeline.build import Pipeline
 from iqgate.node.pipeline.decode import DecodedImage
 from iqgate.node.pipeline.gpu_decode import DeviceImage
@@ -201,13 +200,9 @@ class AssessmentWorker:
         except Exception as exc:  # noqa: BLE001 - any parse failure fails this job only
             self._fail(job, "decode", f"cannot read the dataset: {exc}")
             return None
-        if is_own_output(header):
-            self._not_assessed(job, "own output")
-            return None
-        model, reason = self.registry.route(header)
+        model, decision = self.registry.route(header)
         if model is None:
-            self._not_assessed(job, "no model applies")
-            log.info("not_assessed", sop_instance_uid=job.sop_instance_uid, reason=reason)
+            self._not_assessed(job, decision.label, decision.reason)
         return model
 
     def _originals(self, job: Job) -> list[OutputFile]:
@@ -215,14 +210,22 @@ class AssessmentWorker:
             return []
         return [OutputFile("original", job.path, job.sop_instance_uid)]
 
-    def _not_assessed(self, job: Job, reason: str) -> None:
-        self.metrics.image_not_assessed(reason)
+    def _not_assessed(self, job: Job, label: str, reason: str) -> None:
+        """Record a job as not assessed: counted by ``label``, logged and kept with ``reason``."""
+        self.metrics.image_not_assessed(label)
+        log.info(
+            "not_assessed",
+            sop_instance_uid=job.sop_instance_uid,
+            calling_ae=job.calling_ae,
+            reason=reason,
+        )
         self.spool.jobs.finish_assessment(
             job.id,
             verdict=JobVerdict.NOT_ASSESSED,
             report_path=None,
             outputs=self._originals(job),
             destinations=self._destinations,
+            reason=reason,
         )
 
     def _fail(self, job: Job, stage: str, reason: str) -> None:

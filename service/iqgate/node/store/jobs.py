@@ -103,8 +103,10 @@ class JobTable:
         outputs: Sequence[OutputFile],
         destinations: Sequence[str],
         series_group: str | None = None,
+        reason: str | None = None,
     ) -> None:
-        """Record a verdict; queue its outputs, or wait for the series when grouped."""
+        """Record a verdict (``reason``: why an image was not assessed); queue its
+        outputs, or wait for the series when grouped."""
         with self._db.transaction() as db:
             move_job(
                 db,
@@ -113,6 +115,7 @@ class JobTable:
                 verdict=verdict.value,
                 report_path=report_path,
                 series_group=series_group,
+                reason=reason,
             )
             _queue(db, job_id, outputs, destinations)
             if series_group is None:
