@@ -62,7 +62,6 @@ class HeaderFacts:
     photometric: str = ""
     image_type: tuple[str, ...] = ()
     body_part: str = ""
-    view_position: str = ""
     anatomic_regions: tuple[str, ...] = ()
     """Code meanings of the Anatomic Region Sequence."""
     descriptions: tuple[str, ...] = ()
@@ -88,7 +87,6 @@ class HeaderFacts:
             photometric=text("PhotometricInterpretation").upper(),
             image_type=tuple(str(v).strip().upper() for v in image_type),
             body_part=text("BodyPartExamined").upper(),
-            view_position=text("ViewPosition").upper(),
             anatomic_regions=tuple(r for r in regions if r),
             descriptions=tuple(
                 d
@@ -109,7 +107,8 @@ class HeaderFacts:
         )
 
 
-def _compile(patterns: list[str]) -> list[str]:
+def _checked_patterns(patterns: list[str]) -> list[str]:
+    """``patterns`` unchanged, once each compiles as a regular expression."""
     for pattern in patterns:
         try:
             re.compile(pattern)
@@ -151,7 +150,7 @@ class Routing(BaseModel):
     @field_validator("body_part_patterns", "description_patterns")
     @classmethod
     def _patterns_compile(cls, patterns: list[str]) -> list[str]:
-        return _compile(patterns)
+        return _checked_patterns(patterns)
 
     def mismatch(self, facts: HeaderFacts) -> tuple[Rule, str] | None:
         """The first rule ``facts`` fail, with the reason; None when the model applies."""
