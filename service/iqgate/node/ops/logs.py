@@ -105,7 +105,7 @@ class _LibraryRecords(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = redact_quoted(record.getMessage())
-        except Exception:  # noqa: BLE001 - a record that cannot format is dropped, not raised
+        except Exception:  # noqa: BLE001 - a record that cannot format is logged without its text
             text = "(unformattable message)"
         get_logger("library").log(record.levelno, "library_log", logger=record.name, message=text)
 
