@@ -59,7 +59,7 @@ from iqgate.study.train import TRAIN_PRESETS, TrainConfig, train
 Profile = Literal["paper", "reduced", "quick"]
 PROFILES: tuple[Profile, ...] = ("paper", "reduced", "quick")
 DEMO_PRESETS: dict[PaperDataset, str] = {"object-cxr": "demo-cxr", "lvot": "demo-cmr"}
-REDUCED_SCHEDULES: dict[PaperDataset, tuple[int, int]] = {"object-cxr": (8, 6), "lvot": (4, 3)}
+REDUCED_SCHEDULES: dict[PaperDataset, tuple[int, int]] = {"object-cxr": (8, 6), "lvot": (6, 4)}
 """``reduced``: (epochs, epochs per lr step) on 600 phantoms, six models in about an hour."""
 
 
@@ -80,7 +80,7 @@ def profile_defaults(profile: Profile, compare_with: PaperDataset) -> ProfileDef
       (Object-CXR: ResNet-34 + EfficientNet-B0 at 600; LVOT: ResNet-50 +
       EfficientNet-B0 at 224), three trials.
     - ``reduced``: ResNet-18 + EfficientNet-B0 with the demo presets on a shorter
-      schedule (:data:`REDUCED_SCHEDULES`; CXR 256 px, CMR 224 px), 600/100/200
+      schedule (:data:`REDUCED_SCHEDULES`; CXR 256 px, CMR 128 px), 600/100/200
       phantoms, three trials.
     - ``quick``: ResNet-18 at 64 px, one epoch, 64/32/32 phantoms, two trials.
     """
