@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
+from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
 from pynetdicom import AE
 
@@ -153,7 +154,14 @@ def test_dcmsend_of_mixed_traffic_stores_all_assesses_only_the_intended_and_forw
                 assert job.reason, key
 
         def forwarded() -> set[str]:
-            return {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in pacs.files()}
+            """SOP Instance UIDs storescp has finished writing (a file being written is not)."""
+            uids = set()
+            for path in pacs.files():
+                try:
+                    uids.add(str(dcmread(path, stop_before_pixels=True).SOPInstanceUID))
+                except (InvalidDicomError, EOFError, AttributeError):
+                    continue
+            return uids
 
         wait_for(lambda: set(jobs) <= forwarded(), 120, "every original forwarded to the PACS")
         jpip = AE(ae_title="SCANNER")
