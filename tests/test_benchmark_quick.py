@@ -37,9 +37,23 @@ def in_unit_interval(value: object) -> bool:
 def test_quick_benchmark_writes_results_tables_and_figures(tmp_path):
     out = tmp_path / "out"
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "benchmark.py"), "--data", "phantoms-cmr",
-         "--quick", "--out", str(out), "--cache", str(tmp_path / "cache"), "--quiet"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            str(ROOT / "tools" / "benchmark.py"),
+            "--data",
+            "phantoms-cmr",
+            "--quick",
+            "--out",
+            str(out),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
 
@@ -47,9 +61,14 @@ def test_quick_benchmark_writes_results_tables_and_figures(tmp_path):
     options = results["options"]
     assert options["profile"] == "quick" and options["compare_with"] == "lvot"
     assert options["settings"] == {
-        "target": "label", "combine": "geomean", "tau": 15.0 * 64 / 224,
-        "tau_rule": "15 px at the paper's 224 px, scaled to 64 px", "pg_frame": "input",
-        "smooth_sigma": 1.0, "batch_size": 8, "num_workers": 0,
+        "target": "label",
+        "combine": "geomean",
+        "tau": 15.0 * 64 / 224,
+        "tau_rule": "15 px at the paper's 224 px, scaled to 64 px",
+        "pg_frame": "input",
+        "smooth_sigma": 1.0,
+        "batch_size": 8,
+        "num_workers": 0,
     }
     kinds = sorted((m["condition"], m["trial"]) for m in results["models"])
     assert kinds == [("fr", 1), ("fr", 2), ("repeated", 1), ("repeated", 2)]
@@ -67,7 +86,11 @@ def test_quick_benchmark_writes_results_tables_and_figures(tmp_path):
         assert 0 <= blanks <= model["images_explained"]
     pointers = results["baselines"]["64px"]
     assert set(pointers) == {
-        "image centre", "brightest pixel", "densest edges", "best fixed point", "uniform chance"
+        "image centre",
+        "brightest pixel",
+        "densest edges",
+        "best fixed point",
+        "uniform chance",
     }
     assert pointers["image centre"]["images"] == results["models"][0]["images_explained"]
     assert all(in_unit_interval(p["pg"]) for p in pointers.values())
@@ -86,8 +109,10 @@ def test_quick_benchmark_writes_results_tables_and_figures(tmp_path):
     assert tables.count("| uniform chance |") == 2  # below Table 2 and Table 3
 
     for name in (
-        "pointing-game.png", "saliency-repeated-resnet18-smoothed.png",
-        "saliency-repeated-resnet18-unsmoothed.png", "saliency-fr-resnet18-smoothed.png",
+        "pointing-game.png",
+        "saliency-repeated-resnet18-smoothed.png",
+        "saliency-repeated-resnet18-unsmoothed.png",
+        "saliency-fr-resnet18-smoothed.png",
     ):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
     work_dirs = list((tmp_path / "cache" / "models" / "phantoms-cmr").iterdir())

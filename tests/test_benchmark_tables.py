@@ -43,7 +43,9 @@ def test_dom_tolerance_absorbs_the_papers_rounding():
         rows = TABLE5[dataset].values()
         assert all(dom_agrees(r.dom, r.resnet[0], r.efficientnet[0]) for r in rows)
     off_by_rounding = [
-        r for d in PAPER_DATASETS for r in TABLE5[d].values()
+        r
+        for d in PAPER_DATASETS
+        for r in TABLE5[d].values()
         if abs(r.dom - abs(r.resnet[0] - r.efficientnet[0])) > 1e-9
     ]
     assert len(off_by_rounding) == 2  # as PAPER.md says
@@ -67,8 +69,14 @@ def test_dom_doctests_hold():
 def fake_model(condition: str, arch: str, trial: int, pg: float, accuracy: float = 0.9) -> dict:
     """A model record as results.json holds it, with one PG value for every row."""
     return {
-        "condition": condition, "arch": arch, "trial": trial, "source": {"kind": "test"},
-        "accuracy": accuracy, "auc": 0.95, "images_tested": 20, "images_explained": 10,
+        "condition": condition,
+        "arch": arch,
+        "trial": trial,
+        "source": {"kind": "test"},
+        "accuracy": accuracy,
+        "auc": 0.95,
+        "images_tested": 20,
+        "images_explained": 10,
         "pointing": {k: {"unsmoothed": round(pg - 0.1, 3), "smoothed": pg} for k in ROW_KEYS},
         "objects": {k: {"unsmoothed": pg / 2, "smoothed": pg / 2} for k in ROW_KEYS},
         "blank_maps": {k: {"unsmoothed": 1, "smoothed": 2} for k in ROW_KEYS},
@@ -95,20 +103,32 @@ def fixed_results(archs: tuple[str, ...], weights: tuple[str | None, ...] = ()) 
     models = [m for m in models if m["arch"] in archs]
     return {
         "options": {
-            "data": "phantoms-cxr", "compare_with": "object-cxr", "archs": list(archs),
-            "train": {"input_size": 256}, "trials": 3, "profile": "reduced", "packages": [],
+            "data": "phantoms-cxr",
+            "compare_with": "object-cxr",
+            "archs": list(archs),
+            "train": {"input_size": 256},
+            "trials": 3,
+            "profile": "reduced",
+            "packages": [],
             "weights": list(weights),
-            "settings": {"target": "label", "combine": "geomean", "tau": 15.0,
-                         "pg_frame": "input", "smooth_sigma": 1.0},
+            "settings": {
+                "target": "label",
+                "combine": "geomean",
+                "tau": 15.0,
+                "pg_frame": "input",
+                "smooth_sigma": 1.0,
+            },
         },
         "not_run": {} if weights else {"sr": {a: "no ImageNet weights" for a in archs}},
-        "baselines": {"256px": {
-            "image centre": {"hits": 1, "images": 10, "pg": 0.1},
-            "brightest pixel": {"hits": 2, "images": 10, "pg": 0.2},
-            "densest edges": {"hits": 3, "images": 10, "pg": 0.3},
-            "best fixed point": {"hits": 4, "images": 10, "pg": 0.4},
-            "uniform chance": {"pg": 0.05},
-        }},
+        "baselines": {
+            "256px": {
+                "image centre": {"hits": 1, "images": 10, "pg": 0.1},
+                "brightest pixel": {"hits": 2, "images": 10, "pg": 0.2},
+                "densest edges": {"hits": 3, "images": 10, "pg": 0.3},
+                "best fixed point": {"hits": 4, "images": 10, "pg": 0.4},
+                "uniform chance": {"pg": 0.05},
+            }
+        },
         "models": models,
         "aggregates": aggregate(models, archs),
     }

@@ -25,8 +25,9 @@ from iqgate.imaging import (
 )
 
 
-def grey_dataset(pixels: np.ndarray, photometric: str = "MONOCHROME2",
-                 bits_stored: int = 12) -> Dataset:
+def grey_dataset(
+    pixels: np.ndarray, photometric: str = "MONOCHROME2", bits_stored: int = 12
+) -> Dataset:
     """An in-memory grey image (explicit VR little endian) holding ``pixels``."""
     ds = Dataset()
     ds.SOPClassUID = SecondaryCaptureImageStorage
@@ -72,10 +73,13 @@ def test_the_first_of_several_windows_is_applied() -> None:
     np.testing.assert_allclose(frames[0, 0], [0.0, 0.005, 0.505, 1.0], atol=1e-6)
 
 
-@pytest.mark.parametrize(("function", "expected"), [
-    ("LINEAR_EXACT", [0.0, 0.5, 1.0]),
-    ("SIGMOID", [1 / (1 + np.exp(2)), 0.5, 1 / (1 + np.exp(-2))]),
-])
+@pytest.mark.parametrize(
+    ("function", "expected"),
+    [
+        ("LINEAR_EXACT", [0.0, 0.5, 1.0]),
+        ("SIGMOID", [1 / (1 + np.exp(2)), 0.5, 1 / (1 + np.exp(-2))]),
+    ],
+)
 def test_voi_lut_functions_follow_the_standard(function: str, expected: list[float]) -> None:
     ds = grey_dataset(np.array([[50, 100, 150]], dtype=np.uint16))
     ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = 100, 100, function
@@ -155,13 +159,21 @@ def _large_frame(dtype: str, low: int, high: int) -> np.ndarray:
 
 
 LARGE_FRAMES = {
-    "uint16 windowed MONOCHROME1": (_large_frame("uint16", 100, 4000), "MONOCHROME1",
-                                    {"WindowCenter": 2000, "WindowWidth": 1500,
-                                     "RescaleSlope": 0.5, "RescaleIntercept": -20}),
-    "int16 min-max, negative slope": (_large_frame("int16", -3000, 3000), "MONOCHROME2",
-                                      {"RescaleSlope": -2, "RescaleIntercept": 7}),
-    "uint8 sigmoid": (_large_frame("uint8", 3, 250), "MONOCHROME2",
-                      {"WindowCenter": 120, "WindowWidth": 60, "VOILUTFunction": "SIGMOID"}),
+    "uint16 windowed MONOCHROME1": (
+        _large_frame("uint16", 100, 4000),
+        "MONOCHROME1",
+        {"WindowCenter": 2000, "WindowWidth": 1500, "RescaleSlope": 0.5, "RescaleIntercept": -20},
+    ),
+    "int16 min-max, negative slope": (
+        _large_frame("int16", -3000, 3000),
+        "MONOCHROME2",
+        {"RescaleSlope": -2, "RescaleIntercept": 7},
+    ),
+    "uint8 sigmoid": (
+        _large_frame("uint8", 3, 250),
+        "MONOCHROME2",
+        {"WindowCenter": 120, "WindowWidth": 60, "VOILUTFunction": "SIGMOID"},
+    ),
 }
 
 

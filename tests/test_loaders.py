@@ -50,10 +50,14 @@ def object_cxr_root(tmp_path: Path) -> Path:
     for name in ("positive.jpg", "negative.jpg"):
         pixels = rng.integers(0, 256, size=(30, 40), dtype=np.uint8)
         Image.fromarray(pixels, mode="L").save(tmp_path / "dev" / name, quality=95)
-    write_csv(tmp_path / "dev.csv", ("image_name", "annotation"), [
-        ("positive.jpg", format_annotation(EVERY_SHAPE)),
-        ("negative.jpg", ""),
-    ])
+    write_csv(
+        tmp_path / "dev.csv",
+        ("image_name", "annotation"),
+        [
+            ("positive.jpg", format_annotation(EVERY_SHAPE)),
+            ("negative.jpg", ""),
+        ],
+    )
     return tmp_path
 
 
@@ -65,8 +69,11 @@ def test_annotations_round_trip_for_every_shape_type() -> None:
 
 
 def test_each_shape_has_an_inclusive_bounding_box() -> None:
-    assert [shape.box for shape in EVERY_SHAPE] == [(2, 3, 10, 12), (20, 5, 30, 9),
-                                                    (35, 20, 39, 28)]
+    assert [shape.box for shape in EVERY_SHAPE] == [
+        (2, 3, 10, 12),
+        (20, 5, 30, 9),
+        (35, 20, 39, 28),
+    ]
 
 
 def test_object_cxr_items_carry_the_image_label_and_scaled_boxes(object_cxr_root: Path) -> None:
@@ -94,16 +101,23 @@ def test_a_negative_has_label_zero_and_no_boxes(object_cxr_root: Path) -> None:
     assert item["native_boxes"].shape == (0, 4)
 
 
-@pytest.mark.parametrize(("annotation", "problem"), [
-    ("0 1 2 3 4;7 1 2 3 4", r"object 2 '7 1 2 3 4': unknown TYPE 7"),
-    ("1 1 2 3", r"object 1 '1 1 2 3': ellipse needs 4 coordinates"),
-    ("2 1 1 5 5", r"object 1 '2 1 1 5 5': a polygon needs x y pairs for at least 3 vertices"),
-    ("0 1 2 3 4.5", r"object 1 '0 1 2 3 4.5': expected integers"),
-])
+@pytest.mark.parametrize(
+    ("annotation", "problem"),
+    [
+        ("0 1 2 3 4;7 1 2 3 4", r"object 2 '7 1 2 3 4': unknown TYPE 7"),
+        ("1 1 2 3", r"object 1 '1 1 2 3': ellipse needs 4 coordinates"),
+        ("2 1 1 5 5", r"object 1 '2 1 1 5 5': a polygon needs x y pairs for at least 3 vertices"),
+        ("0 1 2 3 4.5", r"object 1 '0 1 2 3 4.5': expected integers"),
+    ],
+)
 def test_a_malformed_annotation_names_the_file_and_line(
-        tmp_path: Path, annotation: str, problem: str) -> None:
-    write_csv(tmp_path / "train.csv", ("image_name", "annotation"),
-              [("good.jpg", ""), ("bad.jpg", annotation)])
+    tmp_path: Path, annotation: str, problem: str
+) -> None:
+    write_csv(
+        tmp_path / "train.csv",
+        ("image_name", "annotation"),
+        [("good.jpg", ""), ("bad.jpg", annotation)],
+    )
     with pytest.raises(ValueError, match=rf"train\.csv:3: {problem}"):
         ObjectCxrDataset(tmp_path, "train", SIZE)
 
@@ -127,16 +141,22 @@ def manifest_csv(tmp_path: Path) -> Path:
     """Three small DICOM files (one multi-frame MONOCHROME1) in a subfolder."""
     rng = np.random.default_rng(1)
     write_dicom(tmp_path / "images" / "a.dcm", rng.integers(0, 4096, (24, 12), dtype=np.uint16))
-    write_dicom(tmp_path / "images" / "b.dcm", rng.integers(0, 4096, (24, 12), dtype=np.uint16),
-                "MONOCHROME1")
-    write_dicom(tmp_path / "images" / "c.dcm",
-                rng.integers(0, 4096, (3, 24, 12), dtype=np.uint16))
+    write_dicom(
+        tmp_path / "images" / "b.dcm",
+        rng.integers(0, 4096, (24, 12), dtype=np.uint16),
+        "MONOCHROME1",
+    )
+    write_dicom(tmp_path / "images" / "c.dcm", rng.integers(0, 4096, (3, 24, 12), dtype=np.uint16))
     path = tmp_path / "manifest.csv"
-    write_csv(path, ("path", "label", "boxes"), [
-        ("images/a.dcm", "1", "0 0 5 11;6 12 11 23"),
-        ("images/b.dcm", "0", ""),
-        ("images/c.dcm", "1", "2 4 3 5"),
-    ])
+    write_csv(
+        path,
+        ("path", "label", "boxes"),
+        [
+            ("images/a.dcm", "1", "0 0 5 11;6 12 11 23"),
+            ("images/b.dcm", "0", ""),
+            ("images/c.dcm", "1", "2 4 3 5"),
+        ],
+    )
     return path
 
 
@@ -161,13 +181,17 @@ def test_manifest_paths_can_be_relative_to_another_root(manifest_csv: Path, tmp_
     assert ManifestDataset(moved, SIZE, root=tmp_path)[0]["native_size"] == (24, 12)
 
 
-@pytest.mark.parametrize(("row", "problem"), [
-    (("a.dcm", "yes", ""), r"label must be 0 or 1, got 'yes'"),
-    (("a.dcm", "1", "1 2 3"), r"box 1 '1 2 3': expected 4 integers"),
-    (("a.dcm", "1", "0 0 4 4;5 5 2 9"), r"box 2 '5 5 2 9': needs x1 <= x2"),
-])
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        (("a.dcm", "yes", ""), r"label must be 0 or 1, got 'yes'"),
+        (("a.dcm", "1", "1 2 3"), r"box 1 '1 2 3': expected 4 integers"),
+        (("a.dcm", "1", "0 0 4 4;5 5 2 9"), r"box 2 '5 5 2 9': needs x1 <= x2"),
+    ],
+)
 def test_a_malformed_manifest_row_names_the_file_and_line(
-        tmp_path: Path, row: tuple[str, ...], problem: str) -> None:
+    tmp_path: Path, row: tuple[str, ...], problem: str
+) -> None:
     write_csv(tmp_path / "manifest.csv", ("path", "label", "boxes"), [row])
     with pytest.raises(ValueError, match=rf"manifest\.csv:2: {problem}"):
         ManifestDataset(tmp_path / "manifest.csv", SIZE)
@@ -181,8 +205,9 @@ def test_a_file_that_is_not_dicom_is_an_imaging_error_naming_it(tmp_path: Path) 
 
 
 def test_collate_stacks_images_and_labels_and_keeps_boxes_as_lists(manifest_csv: Path) -> None:
-    loader = DataLoader(ManifestDataset(manifest_csv, SIZE), batch_size=3,
-                        collate_fn=collate_samples)
+    loader = DataLoader(
+        ManifestDataset(manifest_csv, SIZE), batch_size=3, collate_fn=collate_samples
+    )
     batch = next(iter(loader))
     assert batch["image"].shape == (3, 3, SIZE, SIZE)
     assert batch["label"].tolist() == [1, 0, 1]
@@ -191,7 +216,8 @@ def test_collate_stacks_images_and_labels_and_keeps_boxes_as_lists(manifest_csv:
 
 
 def test_the_transform_acts_on_the_unit_grey_image_before_normalisation(
-        object_cxr_root: Path) -> None:
+    object_cxr_root: Path,
+) -> None:
     seen: list[torch.Tensor] = []
 
     def white(grey: torch.Tensor) -> torch.Tensor:

@@ -21,9 +21,7 @@ the content-free pointers is held."""
 
 
 @pytest.mark.parametrize("task", ["cmr", "cxr"])
-def test_report_peaks_of_the_shipped_models_beat_content_free_pointers(
-    task, tmp_path, monkeypatch
-):
+def test_report_peaks_of_the_shipped_models_beat_content_free_pointers(task, tmp_path, monkeypatch):
     samples = list(generate(task, 12, seed=5_151_515, positive_fraction=1.0))
     files = write_dicom(samples, tmp_path / "in", transfer_syntaxes=[EXPLICIT_VR_LITTLE_ENDIAN])
     monkeypatch.setenv("IQGATE_MODELS_DIR", str(MODELS))

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from iqgate import nets
-from iqgate.node.assess import ExplainPolicy
-from iqgate.node.routing import LoadedModel, ModelRegistry
+from iqgate.node.pipeline.assess import ExplainPolicy
+from iqgate.node.pipeline.routing import LoadedModel, ModelRegistry
 from iqgate.packages import ModelCard, Routing, save_package
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))

@@ -11,8 +11,8 @@ import torch
 from iqgate.data.phantoms import generate
 from iqgate.data.phantoms.dicom_encoding import display_window
 from iqgate.imaging import window_to_unit
-from iqgate.node.assess import ExplainPolicy, assess_frames
-from iqgate.node.routing import ModelRegistry
+from iqgate.node.pipeline.assess import ExplainPolicy, assess_frames
+from iqgate.node.pipeline.routing import ModelRegistry
 from iqgate.packages import find_packages, read_card
 
 MODELS = Path(__file__).resolve().parents[1] / "models"

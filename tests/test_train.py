@@ -122,5 +122,7 @@ def test_batchnorm_recalibration_averages_the_training_images():
     model.eval()
     recalibrate_batchnorm(model, data, batches=100, batch_size=8, device=torch.device("cpu"))
     norm = model[0]
-    torch.testing.assert_close(norm.running_mean, data.images.mean(dim=(0, 2, 3)), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        norm.running_mean, data.images.mean(dim=(0, 2, 3)), atol=1e-5, rtol=1e-4
+    )
     assert norm.momentum == 0.1 and not model.training

@@ -11,9 +11,9 @@ from iqgate import nets
 from iqgate.data.phantoms import generate
 from iqgate.data.phantoms.dicom_encoding import display_window
 from iqgate.imaging import window_to_unit
-from iqgate.node.assess import ExplainPolicy, assess_frames
 from iqgate.node.outputs.results import ResultWriter
-from iqgate.node.routing import ModelRegistry
+from iqgate.node.pipeline.assess import ExplainPolicy, assess_frames
+from iqgate.node.pipeline.routing import ModelRegistry
 from iqgate.packages import ModelCard, Routing, save_package
 
 pytest.importorskip("onnxruntime")
@@ -91,9 +91,7 @@ def _cuda_provider_available() -> bool:
     not _cuda_provider_available(),
     reason="needs a CUDA device and onnxruntime-gpu (the gpu extra)",
 )
-def test_the_cuda_provider_classifies_on_a_gpu_as_the_cpu_provider_does(
-    registries, phantom_frames
-):
+def test_the_cuda_provider_classifies_on_a_gpu_as_the_cpu_provider_does(registries, phantom_frames):
     _, onnx_registry = registries
     on_cpu = onnx_registry.models[0]
     cuda = torch.device("cuda")
@@ -130,7 +128,7 @@ def test_a_passing_image_that_was_not_explained_has_no_peak_in_report_or_sr(
     frame = np.zeros((1, 64, 64), dtype=np.float32)
     writer = ResultWriter(tmp_path, "flagged", "normgrad-conv1x1 combined")
     results = writer.write_image(
-        header, frame, loaded, [passing], sr_per_series=False, timings_ms={}
+        header, frame, loaded.card, [passing], sr_per_series=False, timings_ms={}
     )
     report = results.reports[0]
     assert report.verdict.value == "pass" and not report.explained
@@ -140,7 +138,7 @@ def test_a_passing_image_that_was_not_explained_has_no_peak_in_report_or_sr(
     assert not any(element.keyword == "GraphicType" for element in sr.iterall())
     flagged = next(a for a in assessed if a.flagged)
     explained = writer.write_image(
-        header, frame, loaded, [flagged], sr_per_series=False, timings_ms={}
+        header, frame, loaded.card, [flagged], sr_per_series=False, timings_ms={}
     )
     sr = dcmread(next(o.path for o in explained.outputs if o.kind == "sr"))
     assert any(element.keyword == "GraphicType" for element in sr.iterall())

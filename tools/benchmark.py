@@ -34,7 +34,9 @@ from iqgate.study.experiments import BenchmarkPlan, Profile, profile_defaults, r
 from iqgate.study.paper_numbers import PAPER_INPUT_SIDES, PaperDataset, scaled_tau
 
 COMPARE_BY_DATA: dict[str, PaperDataset] = {
-    "phantoms-cxr": "object-cxr", "phantoms-cmr": "lvot", "object-cxr": "object-cxr",
+    "phantoms-cxr": "object-cxr",
+    "phantoms-cmr": "lvot",
+    "object-cxr": "object-cxr",
 }
 
 
@@ -42,38 +44,78 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", required=True,
-                        help="phantoms-cxr | phantoms-cmr | object-cxr:PATH | manifest:PATH")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--cache", type=Path, default=Path("runs/benchmark-cache"),
-                        help="training checkpoints (resumable); default runs/benchmark-cache")
-    scale = parser.add_mutually_exclusive_group()
-    scale.add_argument("--quick", action="store_true",
-                       help="smoke test: resnet18, 64 px, 1 epoch, 64/32/32 phantoms, 2 trials")
-    scale.add_argument("--reduced", action="store_true",
-                       help="resnet18 + efficientnet_b0 at the demo presets, 600/100/200 phantoms")
-    parser.add_argument("--compare", choices=["object-cxr", "lvot"],
-                        help="the paper's columns to compare with (default: from --data)")
-    parser.add_argument("--arch", nargs="+", help="one architecture, or two for the DoM")
-    parser.add_argument("--packages", nargs="+", type=Path,
-                        help="trained model packages: the Repeated trials instead of training")
-    parser.add_argument("--weights", nargs="+",
-                        help="local ImageNet checkpoints, one per architecture in --arch order "
-                        "(with --packages: the order their architectures first appear); used "
-                        "for SR and as the starting point of training")
-    parser.add_argument("--target", choices=["label", "predicted"], default="label",
-                        help="class explained: label (paper text, default) or predicted (code)")
-    parser.add_argument("--combine", choices=["geomean", "product"], default="geomean",
-                        help="NormGrad layer combination: geomean (text, default) or product")
     parser.add_argument(
-        "--tau", type=float,
+        "--data",
+        required=True,
+        help="phantoms-cxr | phantoms-cmr | object-cxr:PATH | manifest:PATH",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("runs/benchmark-cache"),
+        help="training checkpoints (resumable); default runs/benchmark-cache",
+    )
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: resnet18, 64 px, 1 epoch, 64/32/32 phantoms, 2 trials",
+    )
+    scale.add_argument(
+        "--reduced",
+        action="store_true",
+        help="resnet18 + efficientnet_b0 at the demo presets, 600/100/200 phantoms",
+    )
+    parser.add_argument(
+        "--compare",
+        choices=["object-cxr", "lvot"],
+        help="the paper's columns to compare with (default: from --data)",
+    )
+    parser.add_argument("--arch", nargs="+", help="one architecture, or two for the DoM")
+    parser.add_argument(
+        "--packages",
+        nargs="+",
+        type=Path,
+        help="trained model packages: the Repeated trials instead of training",
+    )
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        help="local ImageNet checkpoints, one per architecture in --arch order "
+        "(with --packages: the order their architectures first appear); used "
+        "for SR and as the starting point of training",
+    )
+    parser.add_argument(
+        "--target",
+        choices=["label", "predicted"],
+        default="label",
+        help="class explained: label (paper text, default) or predicted (code)",
+    )
+    parser.add_argument(
+        "--combine",
+        choices=["geomean", "product"],
+        default="geomean",
+        help="NormGrad layer combination: geomean (text, default) or product",
+    )
+    parser.add_argument(
+        "--tau",
+        type=float,
         help="Pointing Game tolerance, px (default: 15 px scaled from the paper's input side, "
         "600 px Object-CXR / 224 px LVOT, to the model's input size)",
     )
-    parser.add_argument("--pg-frame", choices=["input", "original"], default="input",
-                        help="score at the model input (default) or at the native image size")
-    parser.add_argument("--smooth-sigma", type=float, default=1.0,
-                        help="Gaussian sigma of the smoothed maps (paper: 1.0)")
+    parser.add_argument(
+        "--pg-frame",
+        choices=["input", "original"],
+        default="input",
+        help="score at the model input (default) or at the native image size",
+    )
+    parser.add_argument(
+        "--smooth-sigma",
+        type=float,
+        default=1.0,
+        help="Gaussian sigma of the smoothed maps (paper: 1.0)",
+    )
     parser.add_argument("--trials", type=int, help="trials per condition (paper: 3)")
     parser.add_argument("--seed", type=int, help="base seed of the trials")
     parser.add_argument("--input-size", type=int)
@@ -109,37 +151,53 @@ def build_plan(args: argparse.Namespace) -> BenchmarkPlan:
     if packages and args.arch:
         raise ValueError("--arch and --packages exclude each other: packages name their own")
     archs = (
-        tuple(dict.fromkeys(read_card(p).architecture for p in packages)) if packages
+        tuple(dict.fromkeys(read_card(p).architecture for p in packages))
+        if packages
         else tuple(args.arch or defaults.archs)
     )
     sizes = defaults.phantom_sizes
     input_size = (
-        read_card(packages[0]).input_size if packages
+        read_card(packages[0]).input_size
+        if packages
         else args.input_size or defaults.train.input_size
     )
     tau = args.tau or scaled_tau(dataset, input_size)
     tau_rule = (
-        "given" if args.tau else
-        f"15 px at the paper's {PAPER_INPUT_SIDES[dataset]} px, scaled to {input_size} px"
+        "given"
+        if args.tau
+        else f"15 px at the paper's {PAPER_INPUT_SIDES[dataset]} px, scaled to {input_size} px"
     )
     return BenchmarkPlan(
-        data=args.data, compare_with=dataset, archs=archs,
+        data=args.data,
+        compare_with=dataset,
+        archs=archs,
         train=defaults.train.with_overrides(
-            input_size=args.input_size, epochs=args.epochs, batch_size=args.batch_size,
-            lr=args.lr, seed=args.seed, num_workers=args.workers,
+            input_size=args.input_size,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            num_workers=args.workers,
         ),
         phantom_sizes=PhantomSizes(
-            args.train_size or sizes.train, args.val_size or sizes.val,
+            args.train_size or sizes.train,
+            args.val_size or sizes.val,
             args.test_size or sizes.test,
         ),
         trials=args.trials or defaults.trials,
         settings=PointingSettings(
-            target=args.target, combine=args.combine, tau=tau, tau_rule=tau_rule,
+            target=args.target,
+            combine=args.combine,
+            tau=tau,
+            tau_rule=tau_rule,
             pg_frame=args.pg_frame,
-            smooth_sigma=args.smooth_sigma, batch_size=args.explain_batch,
+            smooth_sigma=args.smooth_sigma,
+            batch_size=args.explain_batch,
             num_workers=args.workers,
         ),
-        weights=tuple(args.weights or ()), packages=packages, profile=profile,
+        weights=tuple(args.weights or ()),
+        packages=packages,
+        profile=profile,
         figure_cases=args.figure_cases,
     )
 
@@ -159,10 +217,17 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("benchmark: --train/val/test-size apply to phantoms only")
     command = shlex.join(["tools/benchmark.py", *(argv if argv is not None else sys.argv[1:])])
     results = run_benchmark(
-        plan, args.out, args.cache, device=device, progress=not args.quiet, command=command,
+        plan,
+        args.out,
+        args.cache,
+        device=device,
+        progress=not args.quiet,
+        command=command,
     )
-    print(f"wrote {args.out}/results.json, tables.md and figures "
-          f"({results['environment']['minutes']} min)")
+    print(
+        f"wrote {args.out}/results.json, tables.md and figures "
+        f"({results['environment']['minutes']} min)"
+    )
     return 0
 
 

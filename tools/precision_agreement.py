@@ -3,7 +3,7 @@
 
 For every model package in ``--models``, ``--n`` fresh phantoms of the package's task
 go through the node's own path (DICOM dataset -> :func:`iqgate.imaging.frames_from_dataset`
--> :func:`iqgate.node.assess.assess_frames`, torch classifier, every image explained)
+-> :func:`iqgate.node.pipeline.assess.assess_frames`, torch classifier, every image explained)
 once in float32 and once under bfloat16 autocast, on the same inputs. Reported per
 package: verdict agreement at the card's threshold, the largest and mean absolute
 difference of the defect probability, the fraction of maps whose peak (argmax at the
@@ -34,9 +34,9 @@ from iqgate.config import Settings
 from iqgate.data.phantoms import generate
 from iqgate.data.phantoms.dicom_writer import phantom_dataset
 from iqgate.imaging import frames_from_dataset
-from iqgate.node.assess import ExplainPolicy, assess_frames
+from iqgate.node.pipeline.assess import ExplainPolicy, assess_frames
 from iqgate.node.pipeline.build import choose_device
-from iqgate.node.routing import LoadedModel, ModelRegistry
+from iqgate.node.pipeline.routing import LoadedModel, ModelRegistry
 from iqgate.study.packaging import TASKS
 
 PHANTOM_TASKS = {profile.task: key for key, profile in TASKS.items()}

@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
+    parser.add_argument(
+        "--lr-step-epochs", type=int, help="divide the learning rate by 10 every this many epochs"
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument(
         "--weights", help="local ImageNet checkpoint of the architecture (nothing is downloaded)"
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        lr_step_epochs=args.lr_step_epochs,
         seed=args.seed,
         weights=args.weights,
         select_by=args.select_by,

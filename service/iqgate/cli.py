@@ -95,7 +95,7 @@ def _assess(args: argparse.Namespace) -> int:
 
 
 def _route(args: argparse.Namespace) -> int:
-    from iqgate.node.routing import route_header
+    from iqgate.node.pipeline.routing import route_header
     from iqgate.packages import find_packages, read_card
 
     settings = _settings(args)

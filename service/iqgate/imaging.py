@@ -56,13 +56,26 @@ _PIXEL_DATA_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 # What pydicom and its decoding plugins raise for data they cannot decode: missing or
 # inconsistent group 0028 attributes, a transfer syntax without a decoder, truncated
 # or corrupt (encapsulated) pixel data.
-_DECODE_ERRORS = (AttributeError, KeyError, NotImplementedError, RuntimeError, ValueError,
-                  struct.error)
+_DECODE_ERRORS = (
+    AttributeError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    struct.error,
+)
 
 # Attributes of the Modality LUT and VOI LUT modules (PS3.3 C.11.1, C.11.2); in
 # enhanced multi-frame images they sit in these functional group macros instead.
-_LUT_KEYWORDS = ("RescaleSlope", "RescaleIntercept", "ModalityLUTSequence", "WindowCenter",
-                 "WindowWidth", "VOILUTFunction", "VOILUTSequence")
+_LUT_KEYWORDS = (
+    "RescaleSlope",
+    "RescaleIntercept",
+    "ModalityLUTSequence",
+    "WindowCenter",
+    "WindowWidth",
+    "VOILUTFunction",
+    "VOILUTSequence",
+)
 _LUT_FUNCTIONAL_GROUPS = ("PixelValueTransformationSequence", "FrameVOILUTSequence")
 
 
@@ -111,8 +124,9 @@ def frames_from_dataset(ds: pydicom.Dataset) -> npt.NDArray[np.float32]:
     return out
 
 
-def presentation_values(ds: pydicom.Dataset, index: int,
-                        stored: np.ndarray) -> npt.NDArray[np.float32]:
+def presentation_values(
+    ds: pydicom.Dataset, index: int, stored: np.ndarray
+) -> npt.NDArray[np.float32]:
     """Stored pixel values of frame ``index`` -> presentation values in [0, 1], float32.
 
     The grey-scale pipeline of :func:`frames_from_dataset` for one frame. Every step is
@@ -179,9 +193,7 @@ def _check_grey_image(ds: pydicom.Dataset) -> None:
         )
     samples = ds.get("SamplesPerPixel", 1)
     if samples != 1:
-        raise ImagingError(
-            f"Samples per Pixel (0028,0002) is {samples}, a grey image has 1"
-        )
+        raise ImagingError(f"Samples per Pixel (0028,0002) is {samples}, a grey image has 1")
 
 
 def _decode(ds: pydicom.Dataset) -> np.ndarray:
@@ -216,12 +228,18 @@ def _frame_lut_attributes(ds: pydicom.Dataset, index: int) -> pydicom.Dataset:
     file_meta = getattr(ds, "file_meta", None)
     if file_meta is not None:
         view.file_meta = file_meta  # the endianness of OW LUT data
-    for keyword in ("PhotometricInterpretation", "BitsStored", "PixelRepresentation",
-                    *_LUT_KEYWORDS):
+    for keyword in (
+        "PhotometricInterpretation",
+        "BitsStored",
+        "PixelRepresentation",
+        *_LUT_KEYWORDS,
+    ):
         if keyword in ds:
             view.add(ds[keyword])
-    groups = [shared[0] if shared else None,
-              per_frame[index] if per_frame and index < len(per_frame) else None]
+    groups = [
+        shared[0] if shared else None,
+        per_frame[index] if per_frame and index < len(per_frame) else None,
+    ]
     for group in groups:
         for macro in _LUT_FUNCTIONAL_GROUPS:
             if group is None or not group.get(macro):
@@ -289,8 +307,9 @@ def _is_little_endian(ds: pydicom.Dataset) -> bool:
     return ds.original_encoding[1] is not False
 
 
-def window_to_unit(values: np.ndarray, center: float, width: float,
-                   function: str = "LINEAR") -> np.ndarray:
+def window_to_unit(
+    values: np.ndarray, center: float, width: float, function: str = "LINEAR"
+) -> np.ndarray:
     r"""Window (PS3.3 C.11.2.1.2) modality values to the output range [0, 1].
 
     .. math::
@@ -387,8 +406,10 @@ def grey_to_unit(image: np.ndarray, *, bit_depth: int | None = None) -> npt.NDAr
         max_bits = image.dtype.itemsize * 8
         valid = isinstance(bit_depth, int) and not isinstance(bit_depth, bool)
         if not valid or not 1 <= bit_depth <= max_bits:
-            raise ValueError(f"bit_depth must be an int from 1 to {max_bits} for {image.dtype}, "
-                             f"got {bit_depth!r}")
+            raise ValueError(
+                f"bit_depth must be an int from 1 to {max_bits} for {image.dtype}, "
+                f"got {bit_depth!r}"
+            )
         scaled = image.astype(np.float32) / np.float32(2**bit_depth - 1)
         return np.clip(scaled, 0.0, 1.0, out=scaled)
     if image.dtype == np.uint8:
@@ -402,8 +423,9 @@ def check_input_size(size: int) -> None:
         raise ValueError(f"size must be a positive int (the model's input side), got {size!r}")
 
 
-def resize_square(frames: np.ndarray | torch.Tensor, size: int, *,
-                  device: torch.device | str | None = None) -> torch.Tensor:
+def resize_square(
+    frames: np.ndarray | torch.Tensor, size: int, *, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Resize grey frames [F, H, W] to [F, 1, size, size] (aspect not kept).
 
     Bilinear with antialiasing (``align_corners=False``), computed on ``device`` (the
@@ -432,8 +454,9 @@ def resize_square(frames: np.ndarray | torch.Tensor, size: int, *,
             f"frames must be [F, H, W], got shape {tuple(x.shape)}; "
             "add a frame axis with frames[None]"
         )
-    return F.interpolate(x[:, None], size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=True)
+    return F.interpolate(
+        x[:, None], size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    )
 
 
 def normalise_imagenet(grey: torch.Tensor) -> torch.Tensor:
@@ -456,8 +479,9 @@ def normalise_imagenet(grey: torch.Tensor) -> torch.Tensor:
     return (grey - mean) / std
 
 
-def to_model_input(frames: np.ndarray | torch.Tensor, size: int, *,
-                   device: torch.device | str | None = None) -> torch.Tensor:
+def to_model_input(
+    frames: np.ndarray | torch.Tensor, size: int, *, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Grey frames [F, H, W] in [0, 1] -> model input [F, 3, size, size].
 
     :func:`resize_square` (bilinear, antialiased, aspect not kept) then
@@ -487,8 +511,9 @@ def to_model_input(frames: np.ndarray | torch.Tensor, size: int, *,
     return normalise_imagenet(resize_square(frames, size, device=device))
 
 
-def stack_to_device(arrays: Sequence[np.ndarray],
-                    device: torch.device | str | None) -> torch.Tensor:
+def stack_to_device(
+    arrays: Sequence[np.ndarray], device: torch.device | str | None
+) -> torch.Tensor:
     """Stack numpy arrays of one shape into one tensor on ``device``.
 
     On CUDA they are stacked straight into page-locked (pinned) host memory and sent
@@ -505,8 +530,12 @@ def stack_to_device(arrays: Sequence[np.ndarray],
     return staging.to(target, non_blocking=True)
 
 
-def batch_to_model_input(frames: Sequence[np.ndarray | torch.Tensor], size: int, *,
-                         device: torch.device | str | None = None) -> torch.Tensor:
+def batch_to_model_input(
+    frames: Sequence[np.ndarray | torch.Tensor],
+    size: int,
+    *,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Grey frames [H, W] of any sizes -> model input [N, 3, size, size] on ``device``.
 
     :func:`to_model_input` applied once per group of frames of the same shape (and the
@@ -533,8 +562,11 @@ def batch_to_model_input(frames: Sequence[np.ndarray | torch.Tensor], size: int,
     return out
 
 
-def scale_boxes(boxes: np.ndarray | torch.Tensor | Sequence[Sequence[int]],
-                from_hw: tuple[int, int], to_size: int) -> torch.Tensor:
+def scale_boxes(
+    boxes: np.ndarray | torch.Tensor | Sequence[Sequence[int]],
+    from_hw: tuple[int, int],
+    to_size: int,
+) -> torch.Tensor:
     """Map inclusive pixel boxes from a native H x W frame to the square input.
 
     A box ``(x1, y1, x2, y2)`` covers pixels x1..x2 and y1..y2, that is the continuous

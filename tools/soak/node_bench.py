@@ -7,7 +7,7 @@ Three measurements on the same phantom files, one transfer syntax at a time:
   (``receivers.py``); the faster one is the receive ceiling.
 - :func:`engine_ceiling`: the node's own assessment code in this process, with the
   node's models and settings: decode (:func:`iqgate.node.pipeline.decode.decode_file`), then
-  :func:`iqgate.node.assess.assess_frames` in batches of ``IQGATE_BATCH_MAX`` (resize,
+  :func:`iqgate.node.pipeline.assess.assess_frames` in batches of ``IQGATE_BATCH_MAX`` (resize,
   classify, NormGrad for the frames that need it), then the results
   (:class:`iqgate.node.outputs.results.ResultWriter`), each timed apart. The engine alone
   (decode excluded) is the compute ceiling; engine + decode is given beside it.
@@ -65,12 +65,12 @@ from pydicom.uid import (
 from iqgate.config import Settings
 from iqgate.data.phantoms import generate
 from iqgate.data.phantoms.dicom_writer import phantom_dataset
-from iqgate.node.assess import assess_frames
 from iqgate.node.ops.relay import RELAY_INTERVAL_S
+from iqgate.node.pipeline.assess import assess_frames
 from iqgate.node.pipeline.build import Pipeline
 from iqgate.node.pipeline.decode import DecodedImage, Decoder
 from iqgate.node.pipeline.gpu_decode import DeviceImage, GpuDecoder
-from iqgate.node.routing import LoadedModel, ModelRegistry
+from iqgate.node.pipeline.routing import LoadedModel, ModelRegistry
 from iqgate.node.store.states import JobState, JobVerdict
 from peers import NodeProcess, port_open, start_node
 
@@ -327,7 +327,7 @@ def engine_ceiling(
                     writer.write_image(
                         host.header,
                         host.frames,
-                        model,
+                        model.card,
                         assessments[offset : offset + count],
                         sr_per_series=False,
                         timings_ms={},

@@ -56,8 +56,9 @@ def parse_boxes(text: str) -> tuple[Shape, ...]:
     shapes = []
     for number, part, values in integer_groups(text, "box", "x1 y1 x2 y2"):
         if len(values) != 4:
-            raise ValueError(f"box {number} {part.strip()!r}: expected 4 integers x1 y1 x2 y2, "
-                             f"got {len(values)}")
+            raise ValueError(
+                f"box {number} {part.strip()!r}: expected 4 integers x1 y1 x2 y2, got {len(values)}"
+            )
         x1, y1, x2, y2 = values
         if x2 < x1 or y2 < y1:
             raise ValueError(f"box {number} {part.strip()!r}: needs x1 <= x2 and y1 <= y2")
@@ -77,8 +78,7 @@ def read_manifest(csv_path: str | Path) -> tuple[ManifestRecord, ...]:
     csv_path = Path(csv_path)
     with csv_path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = [column for column in MANIFEST_COLUMNS
-                   if column not in (reader.fieldnames or [])]
+        missing = [column for column in MANIFEST_COLUMNS if column not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(
                 f"{csv_path}: header {reader.fieldnames} lacks {missing}; "
@@ -117,8 +117,13 @@ class ManifestDataset(Dataset[ImageItem]):
         :func:`iqgate.data.transforms.training_augmentation` on the training split.
     """
 
-    def __init__(self, manifest_csv: str | Path, size: int, root: str | Path | None = None,
-                 transform: ImageTransform | None = None) -> None:
+    def __init__(
+        self,
+        manifest_csv: str | Path,
+        size: int,
+        root: str | Path | None = None,
+        transform: ImageTransform | None = None,
+    ) -> None:
         check_input_size(size)
         manifest_csv = Path(manifest_csv)
         self.root = Path(root) if root is not None else manifest_csv.parent
@@ -136,5 +141,11 @@ class ManifestDataset(Dataset[ImageItem]):
             frames = frames_from_dataset(pydicom.dcmread(path))
         except (ImagingError, InvalidDicomError) as error:
             raise ImagingError(f"{path}: {error}") from error
-        return build_item(frames[0], self.size, name=record.path, label=record.label,
-                          shapes=record.shapes, transform=self.transform)
+        return build_item(
+            frames[0],
+            self.size,
+            name=record.path,
+            label=record.label,
+            shapes=record.shapes,
+            transform=self.transform,
+        )

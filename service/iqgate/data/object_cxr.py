@@ -100,7 +100,9 @@ def integer_groups(text: str, item: str, layout: str) -> list[tuple[int, str, li
         try:
             groups.append((number, part.strip(), [int(token) for token in tokens]))
         except ValueError:
-            raise ValueError(f"{item} {number} {part.strip()!r}: expected integers {layout}") from None
+            raise ValueError(
+                f"{item} {number} {part.strip()!r}: expected integers {layout}"
+            ) from None
     return groups
 
 
@@ -151,8 +153,9 @@ def format_annotation(shapes: Sequence[Shape]) -> str:
     >>> format_annotation([Shape(ShapeType.ELLIPSE, (1, 2, 3, 4))])
     '1 1 2 3 4'
     """
-    return ";".join(" ".join(str(value) for value in (int(shape.kind), *shape.coords))
-                    for shape in shapes)
+    return ";".join(
+        " ".join(str(value) for value in (int(shape.kind), *shape.coords)) for shape in shapes
+    )
 
 
 @dataclass(frozen=True)
@@ -241,8 +244,15 @@ class ImageBatch(TypedDict):
     native_size: list[tuple[int, int]]
 
 
-def build_item(unit: np.ndarray, size: int, *, name: str, label: int,
-               shapes: tuple[Shape, ...], transform: ImageTransform | None = None) -> ImageItem:
+def build_item(
+    unit: np.ndarray,
+    size: int,
+    *,
+    name: str,
+    label: int,
+    shapes: tuple[Shape, ...],
+    transform: ImageTransform | None = None,
+) -> ImageItem:
     """Make the item of one grey image [H, W] in [0, 1] and its objects."""
     height, width = unit.shape
     native_boxes = torch.tensor([shape.box for shape in shapes], dtype=torch.float32)
@@ -309,8 +319,9 @@ class ObjectCxrDataset(Dataset[ImageItem]):
         :func:`iqgate.data.transforms.training_augmentation` on the training split.
     """
 
-    def __init__(self, root: str | Path, split: str, size: int,
-                 transform: ImageTransform | None = None) -> None:
+    def __init__(
+        self, root: str | Path, split: str, size: int, transform: ImageTransform | None = None
+    ) -> None:
         check_input_size(size)
         self.root = Path(root)
         self.split = split
@@ -324,6 +335,11 @@ class ObjectCxrDataset(Dataset[ImageItem]):
     def __getitem__(self, index: int) -> ImageItem:
         record = self.records[index]
         pixels = read_grey_image(self.root / self.split / record.name)
-        return build_item(grey_to_unit(pixels), self.size, name=record.name,
-                          label=record.label, shapes=record.shapes, transform=self.transform)
-
+        return build_item(
+            grey_to_unit(pixels),
+            self.size,
+            name=record.name,
+            label=record.label,
+            shapes=record.shapes,
+            transform=self.transform,
+        )

@@ -36,15 +36,18 @@ def training_augmentation() -> v2.Compose:
         A transform of a grey tensor [1, H, W] in [0, 1]; it draws from torch's
         global random generator (seeded per DataLoader worker by torch).
     """
-    return v2.Compose([
-        v2.ColorJitter(brightness=0.4, contrast=0.4),
-        v2.RandomAffine(degrees=30, translate=(0.1, 0.1), scale=(0.95, 1.05), shear=0.1),
-        v2.RandomHorizontalFlip(p=0.5),
-    ])
+    return v2.Compose(
+        [
+            v2.ColorJitter(brightness=0.4, contrast=0.4),
+            v2.RandomAffine(degrees=30, translate=(0.1, 0.1), scale=(0.95, 1.05), shear=0.1),
+            v2.RandomHorizontalFlip(p=0.5),
+        ]
+    )
 
 
-def prepare_image(unit: np.ndarray, size: int,
-                  transform: ImageTransform | None = None) -> torch.Tensor:
+def prepare_image(
+    unit: np.ndarray, size: int, transform: ImageTransform | None = None
+) -> torch.Tensor:
     """Resize a grey image, optionally augment it, and normalise it for the model.
 
     Parameters

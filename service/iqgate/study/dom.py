@@ -39,7 +39,10 @@ class TrialSummary:
     def as_dict(self) -> dict[str, object]:
         """Plain values for JSON."""
         return {
-            "mean": self.mean, "std": self.std, "n": len(self.values), "values": list(self.values)
+            "mean": self.mean,
+            "std": self.std,
+            "n": len(self.values),
+            "values": list(self.values),
         }
 
 
@@ -53,7 +56,8 @@ def summarise(values: Sequence[float]) -> TrialSummary:
     if array.ndim != 1 or array.size == 0 or not np.isfinite(array).all():
         raise ValueError(f"need one or more finite per-trial scores, got {list(values)!r}")
     return TrialSummary(
-        round(float(array.mean()), 12), round(float(array.std(ddof=STD_DDOF)), 12),
+        round(float(array.mean()), 12),
+        round(float(array.std(ddof=STD_DDOF)), 12),
         tuple(float(v) for v in array),
     )
 

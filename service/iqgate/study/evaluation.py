@@ -211,10 +211,15 @@ def _twin_hits(
         by_row = {}
         for key in maps:
             by_row[key] = {}
-            for smoothing, saliency in (("unsmoothed", maps[key][j]), ("smoothed", smoothed[key][j])):
+            for smoothing, saliency in (
+                ("unsmoothed", maps[key][j]),
+                ("smoothed", smoothed[key][j]),
+            ):
                 values = saliency.cpu().numpy()
                 blank = values.max() <= values.min()
-                by_row[key][smoothing] = not blank and bool(pointing_game(values, boxes, settings.tau))
+                by_row[key][smoothing] = not blank and bool(
+                    pointing_game(values, boxes, settings.tau)
+                )
         hits.append(by_row)
     return hits
 
@@ -285,8 +290,11 @@ def evaluate_model(
         class in the test set), and one record per explained image.
     """
     loader = DataLoader(
-        dataset, batch_size=settings.batch_size, shuffle=False,
-        num_workers=settings.num_workers, collate_fn=collate_samples,
+        dataset,
+        batch_size=settings.batch_size,
+        shuffle=False,
+        num_workers=settings.num_workers,
+        collate_fn=collate_samples,
     )
     model = model.to(device).eval()
     labels: list[int] = []
@@ -315,25 +323,38 @@ def evaluate_model(
             boxes = batch["boxes"][i] if settings.pg_frame == "input" else batch["native_boxes"][i]
             outcomes = _score(framed, boxes, settings.tau)
             label = int(batch["label"][i])
-            evaluation.per_image.append({
-                "index": offset + i, "name": batch["name"][i], "label": label,
-                "probability": round(float(batch_probabilities[i]), 6),
-                "predicted": int(predicted[i]),
-                "target": label if settings.target == "label" else int(predicted[i]),
-                "objects": len(boxes), "outcomes": outcomes,
-                **({"twin_hit": twin_hit} if twin_hit is not None else {}),
-            })
+            evaluation.per_image.append(
+                {
+                    "index": offset + i,
+                    "name": batch["name"][i],
+                    "label": label,
+                    "probability": round(float(batch_probabilities[i]), 6),
+                    "predicted": int(predicted[i]),
+                    "target": label if settings.target == "label" else int(predicted[i]),
+                    "objects": len(boxes),
+                    "outcomes": outcomes,
+                    **({"twin_hit": twin_hit} if twin_hit is not None else {}),
+                }
+            )
             if len(evaluation.cases) < keep_cases:
-                evaluation.cases.append(FigureCase(
-                    name=batch["name"][i], image=_display_grey(batch["image"][i]),
-                    boxes=batch["boxes"][i].numpy(),
-                    maps={
-                        s: {k: v[s].cpu().numpy() for k, v in at_input.items()}
-                        for s in SMOOTHINGS
-                    },
-                    hits={s: {k: bool(pointing_game(v[s], batch["boxes"][i], settings.tau))
-                              for k, v in at_input.items()} for s in SMOOTHINGS},
-                ))
+                evaluation.cases.append(
+                    FigureCase(
+                        name=batch["name"][i],
+                        image=_display_grey(batch["image"][i]),
+                        boxes=batch["boxes"][i].numpy(),
+                        maps={
+                            s: {k: v[s].cpu().numpy() for k, v in at_input.items()}
+                            for s in SMOOTHINGS
+                        },
+                        hits={
+                            s: {
+                                k: bool(pointing_game(v[s], batch["boxes"][i], settings.tau))
+                                for k, v in at_input.items()
+                            }
+                            for s in SMOOTHINGS
+                        },
+                    )
+                )
     label_array, probability_array = np.array(labels), np.array(probabilities)
     auc = roc_auc(label_array, probability_array)
     evaluation.accuracy = scores_at(label_array, probability_array, 0.5).accuracy

@@ -99,8 +99,10 @@ def profile_defaults(profile: Profile, compare_with: PaperDataset) -> ProfileDef
         )
     if profile == "quick":
         return ProfileDefaults(
-            ("resnet18",), replace(demo, input_size=64, epochs=1, batch_size=16),
-            PhantomSizes(64, 32, 32), 2,
+            ("resnet18",),
+            replace(demo, input_size=64, epochs=1, batch_size=16),
+            PhantomSizes(64, 32, 32),
+            2,
         )
     raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
 
@@ -167,11 +169,20 @@ class ModelSource:
         """Where the model comes from, for ``results.json``."""
         if self.package is not None:
             card = read_card(self.package)
-            return {"kind": "package", "path": self.package, "name": card.name,
-                    "version": card.version, "weights_sha256": card.weights_sha256}
+            return {
+                "kind": "package",
+                "path": self.package,
+                "name": card.name,
+                "version": card.version,
+                "weights_sha256": card.weights_sha256,
+            }
         if self.train_config is not None:
-            return {"kind": "trained", "seed": self.seed, "work_dir": str(self.work_dir),
-                    "init": "ImageNet" if self.imagenet_weights else "random (He)"}
+            return {
+                "kind": "trained",
+                "seed": self.seed,
+                "work_dir": str(self.work_dir),
+                "init": "ImageNet" if self.imagenet_weights else "random (He)",
+            }
         if self.condition == "sr":
             return {"kind": "SR", "seed": self.seed, "imagenet_weights": self.imagenet_weights}
         return {"kind": "FR", "seed": self.seed}
@@ -189,7 +200,8 @@ def training_work_dir(plan: BenchmarkPlan, config: TrainConfig, cache_dir: Path)
     """
     key = {
         "config": {k: v for k, v in asdict(config).items() if k != "epochs"},
-        "data": plan.data, "data_seed": plan.data_seed,
+        "data": plan.data,
+        "data_seed": plan.data_seed,
         "phantom_sizes": asdict(plan.phantom_sizes),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
@@ -237,7 +249,8 @@ def plan_sources(
                 if condition == "repeated":
                     config = replace(plan.train, arch=arch, seed=seed, weights=weights)
                     source = replace(
-                        source, train_config=config,
+                        source,
+                        train_config=config,
                         work_dir=training_work_dir(plan, config, cache_dir),
                     )
                 sources.append(source)
@@ -245,8 +258,12 @@ def plan_sources(
 
 
 def load_model(
-    source: ModelSource, data_at: Callable[[int], DataSplits], *, device: torch.device,
-    progress: bool, log: Callable[[str], None],
+    source: ModelSource,
+    data_at: Callable[[int], DataSplits],
+    *,
+    device: torch.device,
+    progress: bool,
+    log: Callable[[str], None],
 ) -> nn.Module:
     """Build, load or train (resuming from its work folder) the model of ``source``."""
     if source.package is not None:
@@ -254,8 +271,13 @@ def load_model(
     if source.train_config is not None and source.work_dir is not None:
         data = data_at(source.input_size)
         return train(
-            source.train_config, data.train, data.val, source.work_dir, device=device,
-            progress=progress, log=log,
+            source.train_config,
+            data.train,
+            data.val,
+            source.work_dir,
+            device=device,
+            progress=progress,
+            log=log,
         ).model
     if source.seed is None:
         raise ValueError(f"a randomised model needs a seed: {source}")
@@ -265,9 +287,14 @@ def load_model(
 
 
 def run_benchmark(
-    plan: BenchmarkPlan, out_dir: str | Path, cache_dir: str | Path, *,
-    device: torch.device | str = "cpu", progress: bool = True,
-    log: Callable[[str], None] = print, command: str = "",
+    plan: BenchmarkPlan,
+    out_dir: str | Path,
+    cache_dir: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    command: str = "",
 ) -> dict[str, object]:
     """Run every experiment of ``plan``; write results.json, tables.md and PNG figures.
 
@@ -286,8 +313,12 @@ def run_benchmark(
     def data_at(size: int) -> DataSplits:
         if size not in opened:
             opened[size] = open_data(
-                plan.data, size, seed=plan.data_seed, phantom_sizes=sizes,
-                augment=training_augmentation(), processes=plan.settings.num_workers,
+                plan.data,
+                size,
+                seed=plan.data_seed,
+                phantom_sizes=sizes,
+                augment=training_augmentation(),
+                processes=plan.settings.num_workers,
                 progress=progress,
             )
         return opened[size]
@@ -300,9 +331,14 @@ def run_benchmark(
         model = load_model(source, data_at, device=device, progress=progress, log=log)
         splits = data_at(source.input_size)
         evaluation = evaluate_model(
-            model, splits.test, plan.settings, device=device,
-            keep_cases=plan.figure_cases if source.trial == 1 else 0, progress=progress,
-            description=f"explain {label}", twins=splits.twins,
+            model,
+            splits.test,
+            plan.settings,
+            device=device,
+            keep_cases=plan.figure_cases if source.trial == 1 else 0,
+            progress=progress,
+            description=f"explain {label}",
+            twins=splits.twins,
         )
         models.append(
             model_record(source.condition, source.arch, source.trial, description, evaluation)
@@ -310,7 +346,8 @@ def run_benchmark(
         figure_smoothings = SMOOTHINGS if source.condition == "repeated" else ("smoothed",)
         for smoothing in figure_smoothings if evaluation.cases else ():
             saliency_grid(
-                evaluation.cases, smoothing,
+                evaluation.cases,
+                smoothing,
                 out / f"saliency-{source.condition}-{source.arch}-{smoothing}.png",
                 f"{label}, {smoothing} maps (x = maximum; green hit, red miss)",
             )
@@ -318,7 +355,9 @@ def run_benchmark(
         "options": plan.as_dict(),
         "data": {f"{size}px": splits.description for size, splits in opened.items()},
         "environment": {
-            "command": command, "device": str(device), "torch": torch.__version__,
+            "command": command,
+            "device": str(device),
+            "torch": torch.__version__,
             "minutes": round((time.time() - started) / 60, 2),
         },
         "not_run": not_run,

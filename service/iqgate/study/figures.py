@@ -28,10 +28,16 @@ PANEL_INCHES = 1.7
 def _draw_boxes(axes: Axes, boxes: np.ndarray) -> None:
     """Inclusive pixel boxes (x1, y1, x2, y2) as outlines around their pixels."""
     for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4):
-        axes.add_patch(Rectangle(
-            (x1 - 0.5, y1 - 0.5), x2 - x1 + 1, y2 - y1 + 1,
-            fill=False, edgecolor=BOX_COLOUR, linewidth=0.8,
-        ))
+        axes.add_patch(
+            Rectangle(
+                (x1 - 0.5, y1 - 0.5),
+                x2 - x1 + 1,
+                y2 - y1 + 1,
+                fill=False,
+                edgecolor=BOX_COLOUR,
+                linewidth=0.8,
+            )
+        )
 
 
 def _save(figure: Figure, path: str | Path) -> Path:
@@ -93,8 +99,11 @@ def pointing_chart(results: Mapping[str, object], path: str | Path) -> Path:
     for i, (condition, arch) in enumerate(series):
         cells = [pointing[condition][arch][row.key]["smoothed"] for row in ROWS]
         axes.bar(
-            positions - 0.4 + width * (i + 0.5), [c["mean"] for c in cells], width,
-            yerr=[c["std"] for c in cells], capsize=2,
+            positions - 0.4 + width * (i + 0.5),
+            [c["mean"] for c in cells],
+            width,
+            yerr=[c["std"] for c in cells],
+            capsize=2,
             label=f"{CONDITION_TITLES[condition]} {arch}",
         )
     if any(paper_column(a) == 0 for a in archs):

@@ -20,7 +20,11 @@ HISTOGRAM_BINS = 16
 def grey_statistics(image: np.ndarray) -> dict[str, float]:
     """Mean, std, percentiles and maximum of one image in [0, 1]."""
     values = np.asarray(image, dtype=np.float64).ravel()
-    statistics = {"mean": float(values.mean()), "std": float(values.std()), "max": float(values.max())}
+    statistics = {
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "max": float(values.max()),
+    }
     for q, value in zip(PERCENTILES, np.percentile(values, PERCENTILES), strict=True):
         statistics[f"p{q}"] = float(value)
     return statistics

@@ -29,7 +29,9 @@ class SaliencyRow:
 
 def _normgrad(variant: str, layers: Literal["single", "combined"]) -> SaliencyRow:
     return SaliencyRow(
-        f"normgrad-{variant}/{layers}", f"NormGrad {variant} {layers}", f"normgrad-{variant}",
+        f"normgrad-{variant}/{layers}",
+        f"NormGrad {variant} {layers}",
+        f"normgrad-{variant}",
         layers,
     )
 
@@ -68,7 +70,9 @@ PAPER_ARCHITECTURES: dict[PaperDataset, tuple[str, str]] = {
 }
 """The paper's two architectures per data set: ResNet first (Tables 2-4), then EB0."""
 ARCHITECTURE_TITLES = {
-    "resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50",
+    "resnet18": "ResNet-18",
+    "resnet34": "ResNet-34",
+    "resnet50": "ResNet-50",
     "efficientnet_b0": "EfficientNet-B0",
 }
 
@@ -81,42 +85,66 @@ def _by_row(values: list[object]) -> dict[str, object]:
 
 TABLE2: dict[PaperDataset, dict[str, tuple[float, float]]] = {
     # Table 2: one trained ResNet, Pointing Game (unsmoothed, smoothed).
-    "lvot": _by_row([
-        (0.000, 0.098), (0.000, 0.135), (0.051, 0.319), (0.582, 0.554), (0.472, 0.468),
-        (0.627, 0.626), (0.431, 0.430), (0.639, 0.639), (0.295, 0.292), (0.640, 0.649),
-    ]),
-    "object-cxr": _by_row([
-        (0.162, 0.670), (0.132, 0.648), (0.256, 0.640), (0.572, 0.546), (0.850, 0.852),
-        (0.840, 0.838), (0.848, 0.848), (0.840, 0.838), (0.850, 0.850), (0.846, 0.846),
-    ]),
+    "lvot": _by_row(
+        [
+            (0.000, 0.098),
+            (0.000, 0.135),
+            (0.051, 0.319),
+            (0.582, 0.554),
+            (0.472, 0.468),
+            (0.627, 0.626),
+            (0.431, 0.430),
+            (0.639, 0.639),
+            (0.295, 0.292),
+            (0.640, 0.649),
+        ]
+    ),
+    "object-cxr": _by_row(
+        [
+            (0.162, 0.670),
+            (0.132, 0.648),
+            (0.256, 0.640),
+            (0.572, 0.546),
+            (0.850, 0.852),
+            (0.840, 0.838),
+            (0.848, 0.848),
+            (0.840, 0.838),
+            (0.850, 0.850),
+            (0.846, 0.846),
+        ]
+    ),
 }
 
 RANDOMISATION: dict[PaperDataset, dict[str, dict[str, MeanStd]]] = {
     # Tables 3 (LVOT) and 4 (Object-CXR), smoothed: SR, FR and Repeated (mean, std).
-    "lvot": _by_row([
-        {"sr": (0.001, 0.001), "fr": (0.048, 0.015), "repeated": (0.106, 0.058)},
-        {"sr": (0.004, 0.002), "fr": (0.103, 0.041), "repeated": (0.152, 0.075)},
-        {"sr": (0.027, 0.025), "fr": (0.044, 0.057), "repeated": (0.325, 0.075)},
-        {"sr": (0.061, 0.104), "fr": (0.008, 0.014), "repeated": (0.547, 0.020)},
-        {"sr": (0.069, 0.029), "fr": (0.007, 0.002), "repeated": (0.497, 0.140)},
-        {"sr": (0.066, 0.038), "fr": (0.057, 0.023), "repeated": (0.600, 0.054)},
-        {"sr": (0.048, 0.000), "fr": (0.011, 0.016), "repeated": (0.479, 0.139)},
-        {"sr": (0.054, 0.011), "fr": (0.082, 0.079), "repeated": (0.611, 0.051)},
-        {"sr": (0.073, 0.000), "fr": (0.215, 0.041), "repeated": (0.430, 0.185)},
-        {"sr": (0.118, 0.006), "fr": (0.057, 0.023), "repeated": (0.602, 0.061)},
-    ]),
-    "object-cxr": _by_row([
-        {"sr": (0.111, 0.028), "fr": (0.185, 0.041), "repeated": (0.663, 0.013)},
-        {"sr": (0.091, 0.008), "fr": (0.160, 0.007), "repeated": (0.640, 0.053)},
-        {"sr": (0.166, 0.055), "fr": (0.200, 0.028), "repeated": (0.645, 0.012)},
-        {"sr": (0.200, 0.066), "fr": (0.093, 0.103), "repeated": (0.545, 0.018)},
-        {"sr": (0.279, 0.021), "fr": (0.126, 0.032), "repeated": (0.852, 0.000)},
-        {"sr": (0.320, 0.029), "fr": (0.147, 0.053), "repeated": (0.843, 0.005)},
-        {"sr": (0.280, 0.000), "fr": (0.153, 0.025), "repeated": (0.851, 0.006)},
-        {"sr": (0.325, 0.004), "fr": (0.185, 0.027), "repeated": (0.839, 0.010)},
-        {"sr": (0.298, 0.000), "fr": (0.153, 0.017), "repeated": (0.853, 0.003)},
-        {"sr": (0.334, 0.016), "fr": (0.193, 0.027), "repeated": (0.845, 0.005)},
-    ]),
+    "lvot": _by_row(
+        [
+            {"sr": (0.001, 0.001), "fr": (0.048, 0.015), "repeated": (0.106, 0.058)},
+            {"sr": (0.004, 0.002), "fr": (0.103, 0.041), "repeated": (0.152, 0.075)},
+            {"sr": (0.027, 0.025), "fr": (0.044, 0.057), "repeated": (0.325, 0.075)},
+            {"sr": (0.061, 0.104), "fr": (0.008, 0.014), "repeated": (0.547, 0.020)},
+            {"sr": (0.069, 0.029), "fr": (0.007, 0.002), "repeated": (0.497, 0.140)},
+            {"sr": (0.066, 0.038), "fr": (0.057, 0.023), "repeated": (0.600, 0.054)},
+            {"sr": (0.048, 0.000), "fr": (0.011, 0.016), "repeated": (0.479, 0.139)},
+            {"sr": (0.054, 0.011), "fr": (0.082, 0.079), "repeated": (0.611, 0.051)},
+            {"sr": (0.073, 0.000), "fr": (0.215, 0.041), "repeated": (0.430, 0.185)},
+            {"sr": (0.118, 0.006), "fr": (0.057, 0.023), "repeated": (0.602, 0.061)},
+        ]
+    ),
+    "object-cxr": _by_row(
+        [
+            {"sr": (0.111, 0.028), "fr": (0.185, 0.041), "repeated": (0.663, 0.013)},
+            {"sr": (0.091, 0.008), "fr": (0.160, 0.007), "repeated": (0.640, 0.053)},
+            {"sr": (0.166, 0.055), "fr": (0.200, 0.028), "repeated": (0.645, 0.012)},
+            {"sr": (0.200, 0.066), "fr": (0.093, 0.103), "repeated": (0.545, 0.018)},
+            {"sr": (0.279, 0.021), "fr": (0.126, 0.032), "repeated": (0.852, 0.000)},
+            {"sr": (0.320, 0.029), "fr": (0.147, 0.053), "repeated": (0.843, 0.005)},
+            {"sr": (0.280, 0.000), "fr": (0.153, 0.025), "repeated": (0.851, 0.006)},
+            {"sr": (0.325, 0.004), "fr": (0.185, 0.027), "repeated": (0.839, 0.010)},
+            {"sr": (0.298, 0.000), "fr": (0.153, 0.017), "repeated": (0.853, 0.003)},
+            {"sr": (0.334, 0.016), "fr": (0.193, 0.027), "repeated": (0.845, 0.005)},
+        ]
+    ),
 }
 
 
@@ -131,30 +159,34 @@ class ArchitectureRow:
 
 TABLE5: dict[PaperDataset, dict[str, ArchitectureRow]] = {
     # Table 5 prints its own standard deviations; a few differ from Tables 3-4.
-    "lvot": _by_row([
-        ArchitectureRow((0.106, 0.058), (0.218, 0.042), 0.112),
-        ArchitectureRow((0.152, 0.075), (0.318, 0.049), 0.166),
-        ArchitectureRow((0.325, 0.075), (0.453, 0.035), 0.128),
-        ArchitectureRow((0.547, 0.020), (0.569, 0.027), 0.022),
-        ArchitectureRow((0.497, 0.140), (0.778, 0.020), 0.281),
-        ArchitectureRow((0.600, 0.054), (0.620, 0.010), 0.020),
-        ArchitectureRow((0.479, 0.139), (0.754, 0.041), 0.275),
-        ArchitectureRow((0.611, 0.051), (0.634, 0.018), 0.023),
-        ArchitectureRow((0.430, 0.185), (0.728, 0.033), 0.298),
-        ArchitectureRow((0.602, 0.061), (0.607, 0.020), 0.005),
-    ]),
-    "object-cxr": _by_row([
-        ArchitectureRow((0.663, 0.013), (0.617, 0.036), 0.046),
-        ArchitectureRow((0.640, 0.053), (0.595, 0.045), 0.045),
-        ArchitectureRow((0.645, 0.012), (0.784, 0.005), 0.139),
-        ArchitectureRow((0.545, 0.020), (0.771, 0.005), 0.226),
-        ArchitectureRow((0.852, 0.000), (0.857, 0.010), 0.005),
-        ArchitectureRow((0.843, 0.005), (0.856, 0.002), 0.013),
-        ArchitectureRow((0.851, 0.006), (0.850, 0.000), 0.001),
-        ArchitectureRow((0.839, 0.010), (0.851, 0.008), 0.011),
-        ArchitectureRow((0.853, 0.003), (0.863, 0.002), 0.009),
-        ArchitectureRow((0.845, 0.005), (0.859, 0.007), 0.014),
-    ]),
+    "lvot": _by_row(
+        [
+            ArchitectureRow((0.106, 0.058), (0.218, 0.042), 0.112),
+            ArchitectureRow((0.152, 0.075), (0.318, 0.049), 0.166),
+            ArchitectureRow((0.325, 0.075), (0.453, 0.035), 0.128),
+            ArchitectureRow((0.547, 0.020), (0.569, 0.027), 0.022),
+            ArchitectureRow((0.497, 0.140), (0.778, 0.020), 0.281),
+            ArchitectureRow((0.600, 0.054), (0.620, 0.010), 0.020),
+            ArchitectureRow((0.479, 0.139), (0.754, 0.041), 0.275),
+            ArchitectureRow((0.611, 0.051), (0.634, 0.018), 0.023),
+            ArchitectureRow((0.430, 0.185), (0.728, 0.033), 0.298),
+            ArchitectureRow((0.602, 0.061), (0.607, 0.020), 0.005),
+        ]
+    ),
+    "object-cxr": _by_row(
+        [
+            ArchitectureRow((0.663, 0.013), (0.617, 0.036), 0.046),
+            ArchitectureRow((0.640, 0.053), (0.595, 0.045), 0.045),
+            ArchitectureRow((0.645, 0.012), (0.784, 0.005), 0.139),
+            ArchitectureRow((0.545, 0.020), (0.771, 0.005), 0.226),
+            ArchitectureRow((0.852, 0.000), (0.857, 0.010), 0.005),
+            ArchitectureRow((0.843, 0.005), (0.856, 0.002), 0.013),
+            ArchitectureRow((0.851, 0.006), (0.850, 0.000), 0.001),
+            ArchitectureRow((0.839, 0.010), (0.851, 0.008), 0.011),
+            ArchitectureRow((0.853, 0.003), (0.863, 0.002), 0.009),
+            ArchitectureRow((0.845, 0.005), (0.859, 0.007), 0.014),
+        ]
+    ),
 }
 
 TABLE6: dict[PaperDataset, tuple[tuple[AccuracyAuc, AccuracyAuc], ...]] = {

@@ -62,8 +62,11 @@ def _as_boxes(boxes: Boxes, shape: tuple[int, int]) -> np.ndarray:
             f"boxes need x1 <= x2 and y1 <= y2 (x is the column), got {whole.tolist()}"
         )
     height, width = shape
-    outside = (whole[:, 0] > width - 1) | (whole[:, 2] < 0) | (whole[:, 1] > height - 1) | (
-        whole[:, 3] < 0
+    outside = (
+        (whole[:, 0] > width - 1)
+        | (whole[:, 2] < 0)
+        | (whole[:, 1] > height - 1)
+        | (whole[:, 3] < 0)
     )
     if outside.any():
         raise ValueError(

@@ -35,16 +35,26 @@ Record = dict[str, object]
 
 
 def model_record(
-    condition: Condition, arch: str, trial: int, source: Mapping[str, object],
+    condition: Condition,
+    arch: str,
+    trial: int,
+    source: Mapping[str, object],
     evaluation: ModelEvaluation,
 ) -> Record:
     """One model's entry of ``results["models"]``."""
     return {
-        "condition": condition, "arch": arch, "trial": trial, "source": dict(source),
-        "accuracy": evaluation.accuracy, "auc": evaluation.auc,
-        "images_tested": evaluation.images_tested, "images_explained": len(evaluation.per_image),
-        "pointing": evaluation.pointing(), "objects": evaluation.objects(),
-        "blank_maps": evaluation.blanks(), "twin_pointing": evaluation.twin_pointing(),
+        "condition": condition,
+        "arch": arch,
+        "trial": trial,
+        "source": dict(source),
+        "accuracy": evaluation.accuracy,
+        "auc": evaluation.auc,
+        "images_tested": evaluation.images_tested,
+        "images_explained": len(evaluation.per_image),
+        "pointing": evaluation.pointing(),
+        "objects": evaluation.objects(),
+        "blank_maps": evaluation.blanks(),
+        "twin_pointing": evaluation.twin_pointing(),
         "per_image": evaluation.per_image,
     }
 
@@ -58,6 +68,7 @@ def _summaries(group: Sequence[Mapping], score: str) -> dict[str, dict[str, dict
 
 def aggregate(models: Sequence[Mapping], archs: Sequence[str]) -> dict[str, object]:
     """Means and standard deviations over trials, DoM and Table 6 from model records."""
+
     def group(condition: str, arch: str) -> list[Mapping]:
         chosen = [m for m in models if m["condition"] == condition and m["arch"] == arch]
         return sorted(chosen, key=lambda m: m["trial"])
@@ -67,24 +78,36 @@ def aggregate(models: Sequence[Mapping], archs: Sequence[str]) -> dict[str, obje
     result: dict[str, object] = {
         score: {
             c: {a: _summaries(present[(c, a)], score) for a in archs if (c, a) in present}
-            for c in CONDITIONS if any((c, a) in present for a in archs)
+            for c in CONDITIONS
+            if any((c, a) in present for a in archs)
         }
         for score in ("pointing", "objects")
     }
     result["blank_maps"] = {
-        c: {a: {row: {s: [m["blank_maps"][row][s] for m in present[(c, a)]] for s in SMOOTHINGS}
-                for row in ROW_KEYS}
-            for a in archs if (c, a) in present}
-        for c in CONDITIONS if any((c, a) in present for a in archs)
+        c: {
+            a: {
+                row: {s: [m["blank_maps"][row][s] for m in present[(c, a)]] for s in SMOOTHINGS}
+                for row in ROW_KEYS
+            }
+            for a in archs
+            if (c, a) in present
+        }
+        for c in CONDITIONS
+        if any((c, a) in present for a in archs)
     }
     result["images_explained"] = {
         c: {a: present[(c, a)][0]["images_explained"] for a in archs if (c, a) in present}
-        for c in CONDITIONS if any((c, a) in present for a in archs)
+        for c in CONDITIONS
+        if any((c, a) in present for a in archs)
     }
     result["twin_pointing"] = {
-        c: {a: _summaries(present[(c, a)], "twin_pointing") for a in archs
-            if (c, a) in present and present[(c, a)][0].get("twin_pointing") is not None}
-        for c in CONDITIONS if any((c, a) in present for a in archs)
+        c: {
+            a: _summaries(present[(c, a)], "twin_pointing")
+            for a in archs
+            if (c, a) in present and present[(c, a)][0].get("twin_pointing") is not None
+        }
+        for c in CONDITIONS
+        if any((c, a) in present for a in archs)
     }
     repeated = [groups[("repeated", a)] for a in archs]
     if len(archs) == 2 and all(repeated):
@@ -103,10 +126,12 @@ def aggregate(models: Sequence[Mapping], archs: Sequence[str]) -> dict[str, obje
             "accuracy": summarise([m["accuracy"] for m in trained]).as_dict(),
             "auc": (
                 summarise([m["auc"] for m in trained]).as_dict()
-                if all(m["auc"] is not None for m in trained) else None
+                if all(m["auc"] is not None for m in trained)
+                else None
             ),
         }
-        for arch, trained in zip(archs, repeated, strict=True) if trained
+        for arch, trained in zip(archs, repeated, strict=True)
+        if trained
     }
     return result
 

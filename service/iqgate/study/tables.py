@@ -83,14 +83,22 @@ class _Results:
         self.baselines: Mapping = results.get("baselines", {})
 
     def summary(
-        self, condition: str, arch: str, row: str, smoothing: str = "smoothed",
+        self,
+        condition: str,
+        arch: str,
+        row: str,
+        smoothing: str = "smoothed",
         score: str = "pointing",
     ) -> Mapping[str, object] | None:
         found = self.aggregates[score].get(condition, {}).get(arch)
         return None if found is None else found[row][smoothing]
 
     def trial_one(
-        self, arch: str, row: str, smoothing: str, condition: str = "repeated",
+        self,
+        arch: str,
+        row: str,
+        smoothing: str,
+        condition: str = "repeated",
         score: str = "pointing",
     ) -> float | None:
         summary = self.summary(condition, arch, row, smoothing, score)
@@ -127,25 +135,37 @@ def _header(r: _Results) -> str:
     settings = o["settings"]
     given = zip(r.archs, o["weights"], strict=True) if o["weights"] else ()
     weights = ", ".join(f"{a}: {w}" for a, w in given if w) or "none"
-    return "\n".join([
-        "# Pointing Game benchmark",
-        "",
-        (f"Data `{o['data']}`, compared with the paper's {DATASET_TITLES[r.dataset]} columns "
-         f"(paper architectures: {', '.join(map(_title, PAPER_ARCHITECTURES[r.dataset]))})."),
-        "",
-        (f"- profile `{o['profile']}`; architectures {', '.join(r.archs)}; trials {o['trials']}; "
-         f"input {o['train']['input_size']} px (packages: their own); packages: "
-         f"{', '.join(o['packages']) or 'none'}; ImageNet weights: {weights}"),
-        (f"- target `{settings['target']}`, NormGrad combine `{settings['combine']}`, "
-         f"tau {settings['tau']:g} px ({settings.get('tau_rule', 'given')}), pointing-game "
-         f"frame `{settings['pg_frame']}`, smoothing sigma {settings['smooth_sigma']:g}"),
-        ("- Pointing Game accuracy T / (T + F) over the test images with at least one box; "
-         "mean ± std over trials (population std); the paper's values as printed."),
-        ("- Beside every Pointing Game: its 95 % Wilson interval, the blank (constant) maps "
-         "(scored as misses), the paired difference PG(positive) - PG(negative twin: the same "
-         "image without the target, scored against the positive's boxes) and, below each "
-         "table, what content-free pointers score on the same images."),
-    ])
+    return "\n".join(
+        [
+            "# Pointing Game benchmark",
+            "",
+            (
+                f"Data `{o['data']}`, compared with the paper's {DATASET_TITLES[r.dataset]} columns "
+                f"(paper architectures: {', '.join(map(_title, PAPER_ARCHITECTURES[r.dataset]))})."
+            ),
+            "",
+            (
+                f"- profile `{o['profile']}`; architectures {', '.join(r.archs)}; trials {o['trials']}; "
+                f"input {o['train']['input_size']} px (packages: their own); packages: "
+                f"{', '.join(o['packages']) or 'none'}; ImageNet weights: {weights}"
+            ),
+            (
+                f"- target `{settings['target']}`, NormGrad combine `{settings['combine']}`, "
+                f"tau {settings['tau']:g} px ({settings.get('tau_rule', 'given')}), pointing-game "
+                f"frame `{settings['pg_frame']}`, smoothing sigma {settings['smooth_sigma']:g}"
+            ),
+            (
+                "- Pointing Game accuracy T / (T + F) over the test images with at least one box; "
+                "mean ± std over trials (population std); the paper's values as printed."
+            ),
+            (
+                "- Beside every Pointing Game: its 95 % Wilson interval, the blank (constant) maps "
+                "(scored as misses), the paired difference PG(positive) - PG(negative twin: the same "
+                "image without the target, scored against the positive's boxes) and, below each "
+                "table, what content-free pointers score on the same images."
+            ),
+        ]
+    )
 
 
 def pointer_block(r: _Results) -> str:
@@ -155,8 +175,11 @@ def pointer_block(r: _Results) -> str:
         if not scores:
             continue
         rows = [
-            [name, fmt(scores[name]["pg"]),
-             fmt_interval(int(scores[name]["hits"]), int(scores[name]["images"]))]
+            [
+                name,
+                fmt(scores[name]["pg"]),
+                fmt_interval(int(scores[name]["hits"]), int(scores[name]["images"])),
+            ]
             for name in (*CONTENT_FREE_POINTERS, BEST_FIXED_POINT)
         ]
         rows.append(["uniform chance", fmt(scores["uniform chance"]["pg"]), NO_PAPER_VALUE])
@@ -179,30 +202,49 @@ def table2(r: _Results) -> str:
         smoothed = r.trial_one(arch, row.key, "smoothed")
         twin = r.trial_one(arch, row.key, "smoothed", score="twin_pointing")
         blanks = r.blanks("repeated", arch, row.key)
-        rows.append([
-            row.label, fmt(r.trial_one(arch, row.key, "unsmoothed")), fmt(paper[0]),
-            fmt(smoothed), fmt(paper[1]),
-            fmt_interval(round(smoothed * n), n) if smoothed is not None and n else NOT_RUN,
-            str(blanks[0]) if blanks else NO_PAPER_VALUE,
-            fmt(twin),
-            NO_PAPER_VALUE if twin is None or smoothed is None else f"{smoothed - twin:+.3f}",
-            fmt(r.trial_one(arch, row.key, "smoothed", condition="fr")),
-        ])
-    return "\n".join([
-        "## Table 2: one trained model, unsmoothed and smoothed",
-        "",
-        (f"Ours: {_title(arch)}, trial 1 ({n} images with boxes). Paper: "
-         f"{_title(PAPER_ARCHITECTURES[r.dataset][0])}. CI, blank, twin and FR refer to the "
-         "smoothed maps; FR is the fully randomised trial 1."),
-        "",
-        markdown_table(
-            ["Method", "Unsmoothed", "paper", "Smoothed", "paper", "95 % CI", "blank",
-             "twin", "pos − twin", "FR"],
-            rows,
-        ),
-        "",
-        pointer_block(r),
-    ])
+        rows.append(
+            [
+                row.label,
+                fmt(r.trial_one(arch, row.key, "unsmoothed")),
+                fmt(paper[0]),
+                fmt(smoothed),
+                fmt(paper[1]),
+                fmt_interval(round(smoothed * n), n) if smoothed is not None and n else NOT_RUN,
+                str(blanks[0]) if blanks else NO_PAPER_VALUE,
+                fmt(twin),
+                NO_PAPER_VALUE if twin is None or smoothed is None else f"{smoothed - twin:+.3f}",
+                fmt(r.trial_one(arch, row.key, "smoothed", condition="fr")),
+            ]
+        )
+    return "\n".join(
+        [
+            "## Table 2: one trained model, unsmoothed and smoothed",
+            "",
+            (
+                f"Ours: {_title(arch)}, trial 1 ({n} images with boxes). Paper: "
+                f"{_title(PAPER_ARCHITECTURES[r.dataset][0])}. CI, blank, twin and FR refer to the "
+                "smoothed maps; FR is the fully randomised trial 1."
+            ),
+            "",
+            markdown_table(
+                [
+                    "Method",
+                    "Unsmoothed",
+                    "paper",
+                    "Smoothed",
+                    "paper",
+                    "95 % CI",
+                    "blank",
+                    "twin",
+                    "pos − twin",
+                    "FR",
+                ],
+                rows,
+            ),
+            "",
+            pointer_block(r),
+        ]
+    )
 
 
 def randomisation_table(r: _Results, arch: str) -> str:
@@ -230,21 +272,28 @@ def randomisation_table(r: _Results, arch: str) -> str:
     reason = r.not_run.get("sr", {}).get(arch)
     notes = [f"SR {NOT_RUN}: {reason}"] if reason else []
     paper_note = (
-        f"Paper: {_paper_title(r.dataset, arch)}." if resnet
+        f"Paper: {_paper_title(r.dataset, arch)}."
+        if resnet
         else "The paper gives these for its ResNet only."
     )
-    return "\n".join([
-        (f"## Table {PAPER_TABLE_NUMBERS[r.dataset]}: randomisation and repeatability, "
-         f"{_title(arch)} (smoothed)"),
-        "",
-        (f"Ours: {_title(arch)}. {paper_note} Intervals pool the hits of all trials; blank "
-         "maps are summed over trials."),
-        "",
-        markdown_table(header, rows),
-        *(["", *notes] if notes else []),
-        "",
-        pointer_block(r),
-    ])
+    return "\n".join(
+        [
+            (
+                f"## Table {PAPER_TABLE_NUMBERS[r.dataset]}: randomisation and repeatability, "
+                f"{_title(arch)} (smoothed)"
+            ),
+            "",
+            (
+                f"Ours: {_title(arch)}. {paper_note} Intervals pool the hits of all trials; blank "
+                "maps are summed over trials."
+            ),
+            "",
+            markdown_table(header, rows),
+            *(["", *notes] if notes else []),
+            "",
+            pointer_block(r),
+        ]
+    )
 
 
 def table5(r: _Results) -> str:
@@ -265,28 +314,36 @@ def table5(r: _Results) -> str:
                 fmt_mean_std(*paper_cells[paper_column(arch)]),
             ]
         blanks = [r.blanks("repeated", arch, row.key) for arch in r.archs]
-        rows.append([
-            *cells, fmt(dom[row.key]["smoothed"]), fmt(paper.dom),
-            " / ".join(r.paired_difference("repeated", arch, row.key) for arch in r.archs),
-            " / ".join(NO_PAPER_VALUE if b is None else str(sum(b)) for b in blanks),
-        ])
+        rows.append(
+            [
+                *cells,
+                fmt(dom[row.key]["smoothed"]),
+                fmt(paper.dom),
+                " / ".join(r.paired_difference("repeated", arch, row.key) for arch in r.archs),
+                " / ".join(NO_PAPER_VALUE if b is None else str(sum(b)) for b in blanks),
+            ]
+        )
     header = ["Method"]
     for arch in r.archs:
         header += [_title(arch), "95 % CI", f"paper {_paper_title(r.dataset, arch)}"]
     agreeing = sum(
         dom_agrees(p.dom, p.resnet[0], p.efficientnet[0]) for p in TABLE5[r.dataset].values()
     )
-    return "\n".join([
-        *lines,
-        markdown_table([*header, "DoM", "paper DoM", "pos − twin", "blank"], rows),
-        "",
-        (f"DoM = |mean repeated PG of {r.archs[0]} - that of {r.archs[1]}|. Compare DoM values "
-         f"with a tolerance of {DOM_TOLERANCE}: the paper rounds its means and its DoM "
-         f"separately; its printed DoM matches the difference of its printed means within "
-         f"{DOM_TOLERANCE} in {agreeing} of {len(TABLE5[r.dataset])} rows."),
-        "",
-        pointer_block(r),
-    ])
+    return "\n".join(
+        [
+            *lines,
+            markdown_table([*header, "DoM", "paper DoM", "pos − twin", "blank"], rows),
+            "",
+            (
+                f"DoM = |mean repeated PG of {r.archs[0]} - that of {r.archs[1]}|. Compare DoM values "
+                f"with a tolerance of {DOM_TOLERANCE}: the paper rounds its means and its DoM "
+                f"separately; its printed DoM matches the difference of its printed means within "
+                f"{DOM_TOLERANCE} in {agreeing} of {len(TABLE5[r.dataset])} rows."
+            ),
+            "",
+            pointer_block(r),
+        ]
+    )
 
 
 def table6(r: _Results) -> str:
@@ -313,43 +370,55 @@ def table6(r: _Results) -> str:
     header = ["Trial"]
     for arch in archs:
         header += [_title(arch), f"paper {_paper_title(r.dataset, arch)}"]
-    return "\n".join([
-        "## Table 6: accuracy / AUC per trial (test set, class 1 at probability >= 0.5)",
-        "",
-        markdown_table(header, [*rows, mean_row]),
-    ])
+    return "\n".join(
+        [
+            "## Table 6: accuracy / AUC per trial (test set, class 1 at probability >= 0.5)",
+            "",
+            markdown_table(header, [*rows, mean_row]),
+        ]
+    )
 
 
 def objects_table(r: _Results) -> str:
     """Beyond the paper: Pointing Game beside the all-objects score, every condition."""
     columns = [
-        (c, a) for a in r.archs for c in CONDITIONS
-        if r.summary(c, a, ROWS[0].key) is not None
+        (c, a) for a in r.archs for c in CONDITIONS if r.summary(c, a, ROWS[0].key) is not None
     ]
     rows = [
-        [row.label, *(
-            f"{float(r.summary(c, a, row.key)['mean']):.3f} / "
-            f"{float(r.summary(c, a, row.key, score='objects')['mean']):.3f}"
-            for c, a in columns
-        )]
+        [
+            row.label,
+            *(
+                f"{float(r.summary(c, a, row.key)['mean']):.3f} / "
+                f"{float(r.summary(c, a, row.key, score='objects')['mean']):.3f}"
+                for c, a in columns
+            ),
+        ]
         for row in ROWS
     ]
-    return "\n".join([
-        "## Beyond the paper: Pointing Game / all-objects score (smoothed, means over trials)",
-        "",
-        ("All-objects score: the fraction of an image's objects (boxes) hit by the top-k peaks "
-         "of the map (k = number of objects, peaks at least tau apart), averaged over images. "
-         "The Pointing Game counts a hit on any one object."),
-        "",
-        markdown_table(["Method", *(f"{CONDITION_TITLES[c]} {a}" for c, a in columns)], rows),
-    ])
+    return "\n".join(
+        [
+            "## Beyond the paper: Pointing Game / all-objects score (smoothed, means over trials)",
+            "",
+            (
+                "All-objects score: the fraction of an image's objects (boxes) hit by the top-k peaks "
+                "of the map (k = number of objects, peaks at least tau apart), averaged over images. "
+                "The Pointing Game counts a hit on any one object."
+            ),
+            "",
+            markdown_table(["Method", *(f"{CONDITION_TITLES[c]} {a}" for c, a in columns)], rows),
+        ]
+    )
 
 
 def render_tables(results: Mapping[str, object]) -> str:
     """The whole ``tables.md`` for one results.json."""
     r = _Results(results)
     sections = [
-        _header(r), table2(r), *(randomisation_table(r, a) for a in r.archs), table5(r),
-        table6(r), objects_table(r),
+        _header(r),
+        table2(r),
+        *(randomisation_table(r, a) for a in r.archs),
+        table5(r),
+        table6(r),
+        objects_table(r),
     ]
     return "\n\n".join(sections) + "\n"

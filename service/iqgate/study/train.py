@@ -69,12 +69,26 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # demo-cmr at 128 px: a 224 px epoch costs about three times as much, and on the CMR
     # phantoms the net needed 3 epochs at 1e-3 to separate the classes (models/cmr-lvot).
     "demo-cxr": TrainConfig(
-        arch="resnet18", input_size=256, epochs=10, batch_size=16, lr=1e-3, lr_step_epochs=7,
-        optimiser="adamw", weight_decay=1e-4, recalibrate_bn_batches=40,
+        arch="resnet18",
+        input_size=256,
+        epochs=10,
+        batch_size=16,
+        lr=1e-3,
+        lr_step_epochs=7,
+        optimiser="adamw",
+        weight_decay=1e-4,
+        recalibrate_bn_batches=40,
     ),
     "demo-cmr": TrainConfig(
-        arch="resnet18", input_size=128, epochs=6, batch_size=16, lr=1e-3, lr_step_epochs=4,
-        optimiser="adamw", weight_decay=1e-4, recalibrate_bn_batches=40,
+        arch="resnet18",
+        input_size=128,
+        epochs=6,
+        batch_size=16,
+        lr=1e-3,
+        lr_step_epochs=4,
+        optimiser="adamw",
+        weight_decay=1e-4,
+        recalibrate_bn_batches=40,
     ),
 }
 """Named hyper-parameter sets; ``object-cxr`` and ``lvot`` are the paper's."""
@@ -129,8 +143,13 @@ def recalibrate_batchnorm(
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate_images_labels,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        collate_fn=collate_images_labels,
+        generator=torch.Generator().manual_seed(0),
+    )
     was_training = model.training
     model.train()
     try:
@@ -345,8 +364,11 @@ def train(
             schedule.step()
         if config.recalibrate_bn_batches:
             recalibrate_batchnorm(
-                model, _without_augmentation(train_set), batches=config.recalibrate_bn_batches,
-                batch_size=config.batch_size, device=device,
+                model,
+                _without_augmentation(train_set),
+                batches=config.recalibrate_bn_batches,
+                batch_size=config.batch_size,
+                device=device,
             )
         labels_np, probabilities = predict_probabilities(
             model,

@@ -118,7 +118,9 @@ def _wire(rng: np.random.Generator, placement: Placement, image_shape: ImageShap
     normal = np.array([-direction[1], direction[0]])
     t = np.linspace(-0.5, 0.5, 16)[:, None]
     bend = rng.uniform(0.1, 0.25) * size * rng.choice([-1.0, 1.0])
-    spine = np.array(placement.centre) + t * size * direction + np.sin(2 * np.pi * t) * bend * normal
+    spine = (
+        np.array(placement.centre) + t * size * direction + np.sin(2 * np.pi * t) * bend * normal
+    )
     half_thickness = max(1.5 * max(image_shape) / 256, placement.size * 0.07)
     outline = band_outline(spine, half_thickness)
     return polygon_stamp(ForeignObjectKind.WIRE.value, outline, image_shape)

@@ -65,7 +65,9 @@ def band_outline(spine: np.ndarray, half_thickness: float) -> np.ndarray:
     tangents = np.gradient(spine, axis=0)
     normals = np.stack([-tangents[:, 1], tangents[:, 0]], axis=1)
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-    return np.concatenate([spine + half_thickness * normals, (spine - half_thickness * normals)[::-1]])
+    return np.concatenate(
+        [spine + half_thickness * normals, (spine - half_thickness * normals)[::-1]]
+    )
 
 
 def polygon_stamp(kind: str, outline: np.ndarray, image_shape: ImageShape) -> Stamp:

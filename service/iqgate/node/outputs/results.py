@@ -20,8 +20,8 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from iqgate.errors import SaliencyError
-from iqgate.node.assess import FrameAssessment
 from iqgate.node.ops.redaction import REDACTOR
+from iqgate.node.outputs.assessment import FrameAssessment
 from iqgate.node.outputs.findings import locate_finding
 from iqgate.node.outputs.overlay import build_overlay
 from iqgate.node.outputs.report import (
@@ -34,8 +34,8 @@ from iqgate.node.outputs.report import (
 )
 from iqgate.node.outputs.sr import build_sr
 from iqgate.node.outputs.uids import OutputKind, OutputUids, derive_uid
-from iqgate.node.routing import LoadedModel
 from iqgate.node.store.records import OutputFile
+from iqgate.packages import ModelCard
 
 OverlayPolicy = Literal["flagged", "all", "none"]
 
@@ -90,7 +90,7 @@ class ResultWriter:
         self,
         header: Dataset,
         frames: np.ndarray,
-        loaded: LoadedModel,
+        card: ModelCard,
         assessments: Sequence[FrameAssessment],
         *,
         sr_per_series: bool,
@@ -98,7 +98,6 @@ class ResultWriter:
     ) -> ImageResults:
         """Write the reports and overlays of one instance, and its SR unless per series."""
         REDACTOR.remember_dataset(header)
-        card = loaded.card
         multi_frame = frames.shape[0] > 1
         folder = self.folder(header)
         sop = str(header.SOPInstanceUID)

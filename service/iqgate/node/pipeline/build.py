@@ -11,13 +11,13 @@ from dataclasses import dataclass
 import torch
 
 from iqgate.config import Settings
-from iqgate.node.assess import ExplainPolicy
 from iqgate.node.ops.logs import get_logger
 from iqgate.node.outputs.compat import apply_speedups
 from iqgate.node.outputs.results import ResultWriter
+from iqgate.node.pipeline.assess import ExplainPolicy
 from iqgate.node.pipeline.decode import Decoder
 from iqgate.node.pipeline.gpu_decode import GpuDecoder, frame_decoder
-from iqgate.node.routing import ModelRegistry
+from iqgate.node.pipeline.routing import ModelRegistry
 
 log = get_logger("pipeline")
 

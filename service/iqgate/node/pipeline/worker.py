@@ -25,14 +25,15 @@ import torch
 from pydicom import dcmread
 
 from iqgate.config import Settings
-from iqgate.node.assess import FrameAssessment, assess_frames
 from iqgate.node.ops.events import StageEvents
 from iqgate.node.ops.logs import get_logger
+from iqgate.node.outputs.assessment import FrameAssessment
+from iqgate.node.pipeline.assess import assess_frames
 from iqgate.node.pipeline.build import Pipeline
 from iqgate.node.pipeline.decode import DecodedImage
 from iqgate.node.pipeline.gpu_decode import DeviceImage
+from iqgate.node.pipeline.routing import LoadedModel
 from iqgate.node.pipeline.series import SeriesCompletion, groups_by_series
-from iqgate.node.routing import LoadedModel
 from iqgate.node.store.records import Job, OutputFile
 from iqgate.node.store.spool import Spool
 from iqgate.node.store.states import JobVerdict
@@ -271,7 +272,7 @@ class AssessmentWorker:
             results = self.writer.write_image(
                 image.header,
                 image.frames,
-                loaded,
+                loaded.card,
                 assessments,
                 sr_per_series=per_series,
                 timings_ms={"decode": decode_ms},

@@ -24,7 +24,8 @@ import torch
 
 from iqgate.explain import explain
 from iqgate.imaging import batch_to_model_input
-from iqgate.node.routing import LoadedModel
+from iqgate.node.outputs.assessment import FrameAssessment
+from iqgate.node.pipeline.routing import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,6 @@ def autocast_context(
     if dtype is None:
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-@dataclass
-class FrameAssessment:
-    """The verdict on one frame; ``saliency`` is [S, S] in [0, 1] when explained."""
-
-    probability: float
-    flagged: bool
-    saliency: np.ndarray | None
-    timings_ms: dict[str, float]
 
 
 def classify(
