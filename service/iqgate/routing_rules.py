@@ -10,9 +10,10 @@ rule name (:class:`Rule`) is what metrics count.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from pathlib import Path
 
@@ -66,6 +67,27 @@ class HeaderFacts:
     """Code meanings of the Anatomic Region Sequence."""
     descriptions: tuple[str, ...] = ()
     """Study Description, Series Description, Protocol Name (as written, non-empty)."""
+    sop_instance_uid: str = ""
+    manufacturers: tuple[str, ...] = ()
+    """Manufacturer and those of the Contributing Equipment Sequence (as written,
+    non-empty): with the SOP Instance UID, they tell iqgate's own results apart."""
+
+    def to_json(self) -> str:
+        """The facts as a JSON object, as the spool keeps them with the job."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> HeaderFacts:
+        """Facts written by :meth:`to_json`; unknown keys are ignored."""
+        values = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(
+            **{
+                key: tuple(value) if isinstance(value, list) else value
+                for key, value in values.items()
+                if key in known
+            }
+        )
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> HeaderFacts:
@@ -81,6 +103,10 @@ class HeaderFacts:
             str(item.get("CodeMeaning", "") or "").strip()
             for item in ds.get("AnatomicRegionSequence", []) or []
         ]
+        manufacturers = [text("Manufacturer")] + [
+            str(item.get("Manufacturer", "") or "").strip()
+            for item in ds.get("ContributingEquipmentSequence", []) or []
+        ]
         return cls(
             modality=text("Modality").upper(),
             sop_class_uid=text("SOPClassUID"),
@@ -93,6 +119,8 @@ class HeaderFacts:
                 for d in (text("StudyDescription"), text("SeriesDescription"), text("ProtocolName"))
                 if d
             ),
+            sop_instance_uid=text("SOPInstanceUID"),
+            manufacturers=tuple(m for m in manufacturers if m),
         )
 
     @property

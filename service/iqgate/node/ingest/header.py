@@ -19,6 +19,7 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 
 from iqgate.node.ingest.dimse import IMAGE_STORAGE_CLASSES
 from iqgate.node.store.records import InstanceInfo
+from iqgate.routing_rules import HeaderFacts
 
 HEADER_KEYWORDS = (
     "SOPClassUID",
@@ -176,7 +177,8 @@ def instance_problem(header: ReceivedHeader) -> str | None:
 
 
 def instance_info(ds: Dataset, calling_ae: str) -> InstanceInfo:
-    """What the spool records of a received data set (reading converts the values)."""
+    """What the spool records of a received data set (reading converts the values),
+    with the header facts routing needs, so the header is parsed only here."""
     return InstanceInfo(
         sop_instance_uid=str(ds.SOPInstanceUID),
         sop_class_uid=str(ds.SOPClassUID),
@@ -184,6 +186,7 @@ def instance_info(ds: Dataset, calling_ae: str) -> InstanceInfo:
         series_uid=str(ds.SeriesInstanceUID),
         modality=str(ds.get("Modality", "") or ""),
         calling_ae=calling_ae,
+        header_facts=HeaderFacts.from_dataset(ds).to_json(),
     )
 
 

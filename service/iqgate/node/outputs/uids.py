@@ -36,6 +36,8 @@ from enum import Enum
 from pydicom import Dataset
 from pydicom.uid import generate_uid
 
+from iqgate.routing_rules import HeaderFacts
+
 IQGATE_UID_ROOT = "1.2.826.0.1.3680043.8.498.7947."
 """UID root of every instance iqgate writes (a site may use its own root instead)."""
 
@@ -150,15 +152,16 @@ class OutputUids:
 
 
 def is_own_output(ds: Dataset, root: str = IQGATE_UID_ROOT) -> bool:
-    """Whether ``ds`` is an SC or SR that iqgate wrote, so it must not be assessed.
+    """Whether ``ds`` is an SC or SR that iqgate wrote (see :func:`facts_are_own_output`)."""
+    return facts_are_own_output(HeaderFacts.from_dataset(ds), root)
+
+
+def facts_are_own_output(facts: HeaderFacts, root: str = IQGATE_UID_ROOT) -> bool:
+    """Whether the image these header facts describe is iqgate's, so it must not be assessed.
 
     Both must hold: the SOP Instance UID lies under ``root``, and iqgate is named as
     the Manufacturer or in the Contributing Equipment Sequence (PS3.3 C.12.1). A PACS
     that routes the node's outputs back to it thus causes no loop, while an image
     from another system that happens to share the root is still assessed.
     """
-    if not str(ds.get("SOPInstanceUID", "")).startswith(root):
-        return False
-    equipment = ds.get("ContributingEquipmentSequence", [])
-    manufacturers = [ds.get("Manufacturer")] + [item.get("Manufacturer") for item in equipment]
-    return IQGATE_MANUFACTURER in manufacturers
+    return facts.sop_instance_uid.startswith(root) and IQGATE_MANUFACTURER in facts.manufacturers

@@ -13,7 +13,7 @@ from torch import nn
 
 from iqgate.node.ingest.dimse import IMAGE_STORAGE_CLASSES
 from iqgate.node.ops.logs import get_logger
-from iqgate.node.outputs.uids import is_own_output
+from iqgate.node.outputs.uids import facts_are_own_output
 from iqgate.packages import (
     ONNX_FILE,
     ModelCard,
@@ -118,19 +118,24 @@ class ModelRegistry:
             )
         return cls(loaded, device, site_routing)
 
-    def route(self, header: Dataset) -> tuple[LoadedModel | None, RouteDecision]:
-        """The package that assesses ``header``'s image, and the decision with the reason
-        when none does (see :func:`route_header`)."""
-        decision = route_header(self.rules, header)
+    def route(self, facts: HeaderFacts) -> tuple[LoadedModel | None, RouteDecision]:
+        """The package that assesses the image ``facts`` describe, and the decision with
+        the reason when none does (see :func:`route_facts`)."""
+        decision = route_facts(self.rules, facts)
         return (self._by_name[decision.model] if decision.model else None), decision
 
 
-def route_header(rules: Mapping[str, Routing], header: Dataset) -> RouteDecision:
+def route_facts(rules: Mapping[str, Routing], facts: HeaderFacts) -> RouteDecision:
     """Where an instance goes: iqgate's own results and instances that are not images
     are excluded before any model is asked; otherwise the models' ``rules`` decide."""
-    if is_own_output(header):
+    if facts_are_own_output(facts):
         return RouteDecision(None, {}, ("own output", "an iqgate result"))
-    sop_class = UID(str(header.get("SOPClassUID", "") or ""))
+    sop_class = UID(facts.sop_class_uid)
     if sop_class not in IMAGE_STORAGE_CLASSES:
         return RouteDecision(None, {}, ("not an image", f"not an image: {sop_class.name}"))
-    return decide_route(rules, HeaderFacts.from_dataset(header))
+    return decide_route(rules, facts)
+
+
+def route_header(rules: Mapping[str, Routing], header: Dataset) -> RouteDecision:
+    """:func:`route_facts` of a data set's header."""
+    return route_facts(rules, HeaderFacts.from_dataset(header))

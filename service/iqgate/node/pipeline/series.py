@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 
 from iqgate.node.ops.logs import get_logger
 from iqgate.node.outputs.results import ResultWriter, read_reports
@@ -56,7 +57,8 @@ class SeriesCompletion:
                 group, JobState.RESULTS_READY
             ) or self.spool.jobs.in_group(group, JobState.DELIVERED)
             try:
-                headers = [dcmread(job.path, stop_before_pixels=True) for job in jobs]
+                headers = [dcmread(jobs[0].path, stop_before_pixels=True)]
+                headers += [reference_dataset(job) for job in jobs[1:]]
                 reports = [r for job in jobs for r in read_reports(Path(str(job.report_path)))]
                 output = self.writer.write_series_sr(headers, reports, late=bool(earlier))
             except Exception as exc:  # noqa: BLE001 - one bad series must not stop the node
@@ -66,3 +68,14 @@ class SeriesCompletion:
             self.spool.jobs.finish_group([job.id for job in jobs], [output], self.destinations)
             log.info("series_reported", series_uid=group, images=len(jobs))
         return bool(groups)
+
+
+def reference_dataset(job: Job) -> Dataset:
+    """The identifying UIDs of a job's instance, all a series SR needs of every image but
+    the first (whose header gives the patient and study)."""
+    reference = Dataset()
+    reference.StudyInstanceUID = job.study_uid
+    reference.SeriesInstanceUID = job.series_uid
+    reference.SOPClassUID = job.sop_class_uid
+    reference.SOPInstanceUID = job.sop_instance_uid
+    return reference

@@ -37,6 +37,7 @@ from iqgate.node.pipeline.series import SeriesCompletion, groups_by_series
 from iqgate.node.store.records import Job, OutputFile
 from iqgate.node.store.spool import Spool
 from iqgate.node.store.states import JobVerdict
+from iqgate.routing_rules import HeaderFacts
 
 log = get_logger("worker")
 ERROR_PAUSE_S = 1.0
@@ -195,13 +196,17 @@ class AssessmentWorker:
             self._write(image.routed, image.assessments, decode_ms)
 
     def _route(self, job: Job) -> LoadedModel | None:
-        """The model for a job, from its header alone; records why when there is none."""
-        try:
-            header = dcmread(job.path, stop_before_pixels=True)
-        except Exception as exc:  # noqa: BLE001 - any parse failure fails this job only
-            self._fail(job, "decode", f"cannot read the dataset: {exc}")
-            return None
-        model, decision = self.registry.route(header)
+        """The model for a job, from the header facts stored at receipt (read from the
+        file for a job stored without them); records why when there is none."""
+        if job.header_facts is not None:
+            facts = HeaderFacts.from_json(job.header_facts)
+        else:
+            try:
+                facts = HeaderFacts.from_dataset(dcmread(job.path, stop_before_pixels=True))
+            except Exception as exc:  # noqa: BLE001 - any parse failure fails this job only
+                self._fail(job, "decode", f"cannot read the dataset: {exc}")
+                return None
+        model, decision = self.registry.route(facts)
         if model is None:
             self._not_assessed(job, decision.label, decision.reason)
         return model

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_expires REAL,
     received_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    header_facts TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
 CREATE INDEX IF NOT EXISTS jobs_group ON jobs(series_group, state);
@@ -67,6 +68,9 @@ END;
 """The job table, the delivery table, and the bytes the jobs hold (kept by triggers, so
 that the receiving and the pipeline process see the same figure)."""
 
+ADDED_JOB_COLUMNS = {"header_facts": "TEXT"}
+"""Job columns newer than the first schema, added to an existing table when it opens."""
+
 DATABASE_NAME = "jobs.sqlite3"
 
 
@@ -89,6 +93,15 @@ class Database:
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             os.chmod(self.path, 0o600)
             self.connection().executescript(SCHEMA)
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Give a job table made by an earlier schema the columns added since."""
+        db = self.connection()
+        present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+        for name, declaration in ADDED_JOB_COLUMNS.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""

@@ -19,6 +19,8 @@ class InstanceInfo:
     series_uid: str
     modality: str
     calling_ae: str
+    header_facts: str = ""
+    """What routing reads of the header, as JSON (iqgate.routing_rules.HeaderFacts)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class Job:
     attempts: int
     received_at: float
     finished_at: float | None
+    header_facts: str | None = None
+    """What routing reads of the header, as JSON; None for a job stored without it."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row, root: Path) -> Job:
@@ -64,6 +68,7 @@ class Job:
             attempts=row["attempts"],
             received_at=row["received_at"],
             finished_at=row["finished_at"],
+            header_facts=row["header_facts"] or None,
         )
 
 

@@ -133,14 +133,15 @@ class Spool:
                 size_bytes=size,
                 path=relative,
                 calling_ae=info.calling_ae,
+                header_facts=info.header_facts or None,
                 received_at=now,
                 finished_at=None,
             )
             return AcceptResult(existing["id"], duplicate=False), _Replaced(existing["path"])
         cursor = db.execute(
             "INSERT INTO jobs (sop_instance_uid, sop_class_uid, study_uid, series_uid, "
-            "modality, calling_ae, path, size_bytes, state, received_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "modality, calling_ae, path, size_bytes, state, received_at, updated_at, "
+            "header_facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 info.sop_instance_uid,
                 info.sop_class_uid,
@@ -153,6 +154,7 @@ class Spool:
                 JobState.RECEIVED.value,
                 now,
                 now,
+                info.header_facts or None,
             ),
         )
         return AcceptResult(int(cursor.lastrowid or 0), duplicate=False), None
