@@ -192,30 +192,46 @@ def _score(
     return outcomes
 
 
+def _in_frame(
+    saliency: torch.Tensor, native_size: tuple[int, int], settings: PointingSettings
+) -> torch.Tensor:
+    """A map at the input size in the scoring frame: as it is, or upsampled to the native
+    image (``pg_frame="original"``)."""
+    if settings.pg_frame == "original":
+        return upsample(saliency[None], native_size)[0]
+    return saliency
+
+
+def _frame_boxes(batch: ImageBatch, i: int, settings: PointingSettings) -> torch.Tensor:
+    """Image ``i``'s boxes in the scoring frame."""
+    return batch["boxes"][i] if settings.pg_frame == "input" else batch["native_boxes"][i]
+
+
 def _twin_hits(
     model: nn.Module,
     twins: Dataset[ImageItem],
-    positives: list[tuple[int, torch.Tensor]],
+    positives: list[tuple[int, torch.Tensor, tuple[int, int]]],
     settings: PointingSettings,
     device: torch.device,
 ) -> list[dict[str, dict[str, bool]]]:
-    """Per positive ``(index, boxes)``: whether each row's map of its negative twin (the
-    same image without the target, explained for class 1) hits the positive's boxes."""
-    items = [twins[index] for index, _ in positives]
+    """Per positive ``(index, boxes, native size)``: whether each row's map of its negative
+    twin (the same image without the target, explained for class 1), in the scoring
+    frame, hits the positive's boxes (in that frame)."""
+    items = [twins[index] for index, _, _ in positives]
     images = torch.stack([item["image"] for item in items]).to(device)
     ones = torch.ones(len(items), dtype=torch.long, device=device)
     maps = row_maps(model, images, ones, replace(settings, target="label"))
     smoothed = {k: finish(v, settings.smooth_sigma) for k, v in maps.items()}
     hits = []
-    for j, (_, boxes) in enumerate(positives):
+    for j, (_, boxes, native_size) in enumerate(positives):
         by_row = {}
         for key in maps:
             by_row[key] = {}
-            for smoothing, saliency in (
+            for smoothing, at_input in (
                 ("unsmoothed", maps[key][j]),
                 ("smoothed", smoothed[key][j]),
             ):
-                values = saliency.cpu().numpy()
+                values = _in_frame(at_input, native_size, settings).cpu().numpy()
                 blank = values.max() <= values.min()
                 by_row[key][smoothing] = not blank and bool(
                     pointing_game(values, boxes, settings.tau)
@@ -242,14 +258,11 @@ def _explain_batch(
     results = []
     for j, i in enumerate(chosen):
         at_input = {k: {s: by_smoothing[s][k][j] for s in SMOOTHINGS} for k in maps}
-        if settings.pg_frame == "original":
-            size = tuple(batch["native_size"][i])
-            framed = {
-                k: {s: upsample(v[None], size)[0] for s, v in per.items()}
-                for k, per in at_input.items()
-            }
-        else:
-            framed = at_input
+        size = tuple(batch["native_size"][i])
+        framed = {
+            k: {s: _in_frame(v, size, settings) for s, v in per.items()}
+            for k, per in at_input.items()
+        }
         results.append((at_input, framed))
     return results
 
@@ -314,13 +327,20 @@ def evaluate_model(
         explained = _explain_batch(model, batch, chosen, settings, device)
         twin_hits = (
             _twin_hits(
-                model, twins, [(offset + i, batch["boxes"][i]) for i in chosen], settings, device
+                model,
+                twins,
+                [
+                    (offset + i, _frame_boxes(batch, i, settings), tuple(batch["native_size"][i]))
+                    for i in chosen
+                ],
+                settings,
+                device,
             )
             if twins is not None
             else [None] * len(chosen)
         )
         for i, (at_input, framed), twin_hit in zip(chosen, explained, twin_hits, strict=True):
-            boxes = batch["boxes"][i] if settings.pg_frame == "input" else batch["native_boxes"][i]
+            boxes = _frame_boxes(batch, i, settings)
             outcomes = _score(framed, boxes, settings.tau)
             label = int(batch["label"][i])
             evaluation.per_image.append(
