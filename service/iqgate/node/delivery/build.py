@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from iqgate.config import DicomDestination, Settings
+from iqgate.config import Destination, DicomDestination, DicomWebDestination, Settings
 from iqgate.node.delivery.dimse import DimseSender
 from iqgate.node.delivery.loop import DeliveryLoop
 from iqgate.node.delivery.policy import ExponentialBackoff
 from iqgate.node.delivery.sender import Sender
+from iqgate.node.delivery.stowrs import StowRsSender
+from iqgate.node.delivery.webhook import WebhookSender
 from iqgate.node.ops.events import StageEvents
 from iqgate.node.store.spool import Spool
 
 
-def sender_for(destination: DicomDestination, settings: Settings) -> Sender:
+def sender_for(destination: Destination, settings: Settings) -> Sender:
     """The sender of a destination's transport."""
-    return DimseSender(destination, settings.ae_title, settings.forward_timeout_s)
+    if isinstance(destination, DicomDestination):
+        return DimseSender(destination, settings.ae_title, settings.forward_timeout_s)
+    if isinstance(destination, DicomWebDestination):
+        return StowRsSender(destination, settings.forward_timeout_s)
+    return WebhookSender(destination, settings.forward_timeout_s)
 
 
 def delivery_loops(settings: Settings, spool: Spool, metrics: StageEvents) -> list[DeliveryLoop]:

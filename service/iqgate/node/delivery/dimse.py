@@ -1,4 +1,5 @@
-"""The DIMSE sender: C-STORE SCU of result files over one association per batch."""
+"""The DIMSE sender: C-STORE SCU of result files over one association per batch, over
+TLS for a ``dicoms://`` destination."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydicom.filereader import read_file_meta_info
 from pynetdicom import AE
 
 from iqgate.config import DicomDestination
+from iqgate.node.delivery.tls import client_context
 from iqgate.node.store.records import Delivery
 
 SUCCESS_OR_WARNING = frozenset({0x0000, 0x0107, 0x0116, 0xB000, 0xB007, 0xB006})
@@ -46,7 +48,8 @@ class DimseSender:
         for sop_class, syntaxes in presentation_contexts([d.path for d in deliveries]).items():
             ae.add_requested_context(sop_class, sorted(syntaxes))
         target = self.destination
-        assoc = ae.associate(target.host, target.port, ae_title=target.ae_title)
+        tls_args = None if target.tls is None else (client_context(target.tls), target.host)
+        assoc = ae.associate(target.host, target.port, ae_title=target.ae_title, tls_args=tls_args)
         if not assoc.is_established:
             for delivery in deliveries:
                 yield delivery, "association not established (peer down or refused)"
