@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from iqgate.data.sources import PHANTOM_TASKS, PhantomSizes, open_data
-from iqgate.data.transforms import training_augmentation
+from iqgate.data.transforms import AUGMENTATIONS
 from iqgate.packages import export_onnx, save_package
 from iqgate.study.packaging import build_card, evaluate_for_card
 from iqgate.study.train import TRAIN_PRESETS, init_distributed, train
@@ -68,6 +68,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--weights", help="local ImageNet checkpoint of the architecture (nothing is downloaded)"
     )
     parser.add_argument("--select-by", choices=["accuracy", "auc"])
+    parser.add_argument(
+        "--augment",
+        choices=sorted(AUGMENTATIONS),
+        default="paper",
+        help="paper: colour jitter, affine, flip; lossless: flips and quarter turns only",
+    )
     parser.add_argument(
         "--target-sensitivity", type=float, help="threshold rule instead of Youden's J"
     )
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         args.data,
         config.input_size,
         seed=config.seed,
-        augment=training_augmentation(),
+        augment=AUGMENTATIONS[args.augment](),
         phantom_sizes=PhantomSizes(args.train_size, args.val_size, args.test_size),
         processes=args.workers,
         progress=True,

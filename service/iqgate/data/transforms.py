@@ -45,6 +45,29 @@ def training_augmentation() -> v2.Compose:
     )
 
 
+def lossless_augmentation() -> v2.Compose:
+    """Flips and quarter turns only: no resampling, so edges, rims and holes a few pixels
+    wide stay as sharp as the input (the paper's affine blurs them at small input sizes).
+
+    Returns
+    -------
+    torchvision.transforms.v2.Compose
+        A transform of a grey tensor [1, H, W] (square), drawing from torch's global
+        random generator.
+    """
+    return v2.Compose(
+        [
+            v2.RandomHorizontalFlip(p=0.5),
+            v2.RandomVerticalFlip(p=0.5),
+            v2.RandomChoice([v2.RandomRotation((angle, angle)) for angle in (0, 90)]),
+        ]
+    )
+
+
+AUGMENTATIONS = {"paper": training_augmentation, "lossless": lossless_augmentation}
+"""Training augmentations by name (``tools/train.py --augment``)."""
+
+
 def prepare_image(
     unit: np.ndarray, size: int, transform: ImageTransform | None = None
 ) -> torch.Tensor:
