@@ -98,3 +98,21 @@ class SpoolQueries:
             .fetchall()
         )
         return {(r["destination"], DeliveryState(r["state"])): r["n"] for r in rows}
+
+
+def jobs_with_reports_since(
+    db: Database, root: Path, updated_after: float, limit: int = 500
+) -> list[tuple[float, Job]]:
+    """Jobs with a report whose row changed at or after ``updated_after`` (seconds since
+    the epoch), as ``(updated_at, job)`` oldest change first: how a reader outside the
+    node (the console) follows new verdicts."""
+    rows = (
+        db.connection()
+        .execute(
+            "SELECT * FROM jobs WHERE report_path IS NOT NULL AND updated_at >= ? "
+            "ORDER BY updated_at LIMIT ?",
+            (updated_after, limit),
+        )
+        .fetchall()
+    )
+    return [(row["updated_at"], Job.from_row(row, root)) for row in rows]
