@@ -54,6 +54,14 @@ class StageEvents(Protocol):
         """An output was sent (success), failed, or became a dead letter."""
         ...
 
+    def image_unrouted(self, verdict: str) -> None:
+        """No delivery rule matches an image with this verdict: it goes nowhere."""
+        ...
+
+    def results_purged(self, files: int, size_bytes: int) -> None:
+        """Results retention removed ``files`` result files of ``size_bytes`` in all."""
+        ...
+
 
 EVENT_NAMES = frozenset(name for name in vars(StageEvents) if not name.startswith("_"))
 """The methods of :class:`StageEvents`: the only ones a relayed event may call."""

@@ -138,6 +138,20 @@ class NodeMetrics:
             ["destination", "outcome"],
             registry=r,
         )
+        self.unrouted = Counter(
+            "iqgate_unrouted_images",
+            "Images no delivery rule matches (sent nowhere), by verdict",
+            ["verdict"],
+            registry=r,
+        )
+        self.results_purged_files = Counter(
+            "iqgate_results_purged_files",
+            "Result files removed by results retention (IQGATE_RESULTS_RETENTION_S)",
+            registry=r,
+        )
+        self.results_purged_bytes = Counter(
+            "iqgate_results_purged_bytes", "Bytes of result files removed by retention", registry=r
+        )
         self.ready = Gauge(
             "iqgate_ready", "1 when the node accepts and processes images", registry=r
         )
@@ -184,3 +198,12 @@ class NodeMetrics:
     def delivery_attempted(self, destination: str, outcome: str) -> None:
         """An output was sent, failed, or became a dead letter."""
         self.forwards.labels(destination, outcome).inc()
+
+    def image_unrouted(self, verdict: str) -> None:
+        """No delivery rule matches an image."""
+        self.unrouted.labels(verdict).inc()
+
+    def results_purged(self, files: int, size_bytes: int) -> None:
+        """Results retention removed files."""
+        self.results_purged_files.inc(files)
+        self.results_purged_bytes.inc(size_bytes)

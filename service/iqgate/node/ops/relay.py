@@ -59,6 +59,12 @@ class RelayedEvents:
     def delivery_attempted(self, destination: str, outcome: str) -> None:
         self._add("delivery_attempted", destination, outcome)
 
+    def image_unrouted(self, verdict: str) -> None:
+        self._add("image_unrouted", verdict)
+
+    def results_purged(self, files: int, size_bytes: int) -> None:
+        self._add("results_purged", files, size_bytes)
+
     def flush(self) -> None:
         """Send what is pending now."""
         with self._lock:
