@@ -1,31 +1,27 @@
-"""Shared fixtures: tiny models and small images keep the suite fast on 2 CPU cores."""
+"""Shared fixtures (tiny models keep the suite fast on 2 CPU cores) and the group markers."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from iqgate import nets
+from iqgate_testkit.tiny_cnn import TinyCnn
 
 torch.set_num_threads(1)
 
+GROUPS = ("unit", "integration", "campaign")
+"""The folders of tests/; each test gets its folder's marker (``pytest -m "not campaign"``)."""
 
-class TinyCnn(nn.Module):
-    """A small ReLU network with named blocks, for hand-checked saliency tests."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 6, 3, padding=1)
-        self.act1 = nn.ReLU(inplace=inplace)
-        self.block = nn.Conv2d(6, 8, 3, stride=2, padding=1)
-        self.act2 = nn.ReLU(inplace=inplace)
-        self.head = nn.Linear(8, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act1(self.stem(x))
-        x = self.act2(self.block(x))
-        return self.head(x.mean(dim=(2, 3)))
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = Path(item.path).relative_to(Path(__file__).parent).parts[0]
+        if group in GROUPS:
+            item.add_marker(group)
 
 
 @pytest.fixture()
@@ -44,9 +40,3 @@ def resnet18() -> nn.Module:
 def efficientnet_b0() -> nn.Module:
     torch.manual_seed(0)
     return nets.build("efficientnet_b0")
-
-
-def images(batch: int = 2, height: int = 64, width: int = 64, seed: int = 0) -> torch.Tensor:
-    """Reproducible random images [B, 3, H, W]."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, 3, height, width, generator=generator)

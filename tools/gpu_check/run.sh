@@ -75,8 +75,8 @@ print('nvimgcodec', nvimgcodec.__version__)
 EOF"
 
 step cuda-tests 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider -rs \
-    tests/test_gpu_decode.py tests/test_imaging.py tests/test_node_data_path.py \
-    tests/test_explain_contract.py tests/test_triage.py
+    tests/unit/test_gpu_decode.py tests/unit/test_imaging.py tests/unit/test_node_data_path.py \
+    tests/unit/test_explain_contract.py tests/unit/test_triage.py
 
 step precision 90 "$PY" tools/precision_agreement.py --models models --n "$PRECISION_N" \
     --device "$DEVICE" --out "$OUT_DIR/precision-$DEVICE.json"

@@ -1,0 +1,1 @@
+"""The node speed benchmark behind tools/benchmark_node.py."""

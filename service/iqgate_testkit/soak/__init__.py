@@ -1,0 +1,1 @@
+"""The hardening campaign behind tools/soak.py: load, faults, bad input, its peers."""
