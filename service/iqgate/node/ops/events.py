@@ -26,6 +26,10 @@ class StageEvents(Protocol):
         """A C-STORE was answered (stored, duplicate, refused...) after ``seconds``."""
         ...
 
+    def stow_answered(self, outcome: str) -> None:
+        """A STOW-RS instance was stored or refused (outcome: its failure reason)."""
+        ...
+
     def instance_stored(self, at: float) -> None:
         """An instance is durably in the spool (Unix time ``at``)."""
         ...

@@ -99,6 +99,9 @@ class NodeMetrics:
             buckets=CSTORE_BUCKETS_S,
             registry=r,
         )
+        self.stow_instances = Counter(
+            "iqgate_stow_instances", "STOW-RS instances by outcome", ["outcome"], registry=r
+        )
         self.last_received = Gauge(
             "iqgate_last_received_timestamp_seconds",
             "Unix time of the last stored instance",
@@ -169,6 +172,10 @@ class NodeMetrics:
         """A C-STORE was answered after ``seconds``."""
         self.store_seconds.observe(seconds)
         self.instances.labels(outcome).inc()
+
+    def stow_answered(self, outcome: str) -> None:
+        """A STOW-RS instance was stored or refused."""
+        self.stow_instances.labels(outcome).inc()
 
     def instance_stored(self, at: float) -> None:
         """An instance is durably in the spool."""

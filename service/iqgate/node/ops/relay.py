@@ -38,6 +38,9 @@ class RelayedEvents:
     def c_store_answered(self, outcome: str, seconds: float) -> None:
         self._add("c_store_answered", outcome, seconds)
 
+    def stow_answered(self, outcome: str) -> None:
+        self._add("stow_answered", outcome)
+
     def instance_stored(self, at: float) -> None:
         self._add("instance_stored", at)
 
