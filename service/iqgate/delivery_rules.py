@@ -7,8 +7,8 @@ anything. A destination without a rule of its own takes its transport's default
 (:data:`DEFAULT_KINDS`: DICOM peers every DICOM output of every image, a webhook the
 report of each flagged image). An output goes to every destination that has a
 matching rule; an image that matches no rule of any destination goes nowhere, and the
-caller counts it. :class:`DeliveryRules.destinations_for` is a pure function of its
-arguments, so the same image always goes to the same places.
+caller counts it. :meth:`DeliveryRules.destinations_for` and :meth:`DeliveryRules.plan`
+are pure functions of their arguments, so the same image always goes to the same places.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -37,6 +37,16 @@ DEFAULT_VERDICTS: dict[str, frozenset[str] | None] = {
     "webhook": frozenset({"flagged"}),
 }
 """Transport -> the verdicts its default rule takes (None: all)."""
+
+
+class HasKind(Protocol):
+    """An output as the rules see it: its kind (the node's ``OutputFile``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+
+O = TypeVar("O", bound=HasKind)
 
 
 def _json_list(value: object) -> object:
@@ -153,6 +163,20 @@ class DeliveryRules:
         )
         return tuple(dict.fromkeys(names))
 
-    def routes_image(self, verdict: str, modality: str, calling_ae: str) -> bool:
-        """Whether any rule matches the image (False: it goes nowhere and is counted)."""
-        return any(rule.takes_image(verdict, modality, calling_ae) for rule in self.rules)
+    def plan(
+        self, outputs: Sequence[O], verdict: str, modality: str, calling_ae: str
+    ) -> list[tuple[O, str]]:
+        """(output, destination) for every output of one image and every destination it
+        goes to, in the order of ``outputs``."""
+        return [
+            (output, name)
+            for output in outputs
+            for name in self.destinations_for(output.kind, verdict, modality, calling_ae)
+        ]
+
+    def unrouted(self, verdict: str, modality: str, calling_ae: str) -> bool:
+        """Whether there are destinations but no rule matches the image: it goes nowhere,
+        and the caller counts it."""
+        return bool(self.rules) and not any(
+            rule.takes_image(verdict, modality, calling_ae) for rule in self.rules
+        )

@@ -3,6 +3,8 @@ what goes where from (kind, verdict, modality, calling AE) alone."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from iqgate.config import (
@@ -15,6 +17,7 @@ from iqgate.config import (
 )
 from iqgate.delivery_rules import DeliveryRule, DeliveryRules
 from iqgate.destinations import TlsFiles
+from iqgate.node.store.records import OutputFile
 
 
 @pytest.fixture()
@@ -93,7 +96,7 @@ def test_without_rules_dicom_peers_take_every_dicom_output_and_webhooks_flagged_
     assert rules.destinations_for("sc", "pass", "DX", "CT1") == ("PACS@pacs:104",)
     assert rules.destinations_for("report", "flagged", "DX", "CT1") == ("webhook+http://ris/hook",)
     assert rules.destinations_for("report", "pass", "DX", "CT1") == ()
-    assert rules.routes_image("not_assessed", "US", "ANY")
+    assert not rules.unrouted("not_assessed", "US", "ANY")
 
 
 def test_rules_route_by_kind_verdict_modality_and_calling_ae():
@@ -114,7 +117,7 @@ def test_rules_route_by_kind_verdict_modality_and_calling_ae():
     assert rules.destinations_for("sr", "pass", "MR", "CT1") == ("PACS@pacs:104",)
     assert rules.destinations_for("original", "pass", "DX", "CT1") == ("ARCHIVE@archive:104",)
     assert rules.destinations_for("original", "pass", "DX", "CT2") == ()
-    assert not rules.routes_image("pass", "DX", "CT2")  # no rule matches: counted, sent nowhere
+    assert rules.unrouted("pass", "DX", "CT2")  # no rule matches: counted, sent nowhere
 
 
 @pytest.mark.parametrize(
@@ -125,7 +128,10 @@ def test_rules_route_by_kind_verdict_modality_and_calling_ae():
             '[{"destination": "PACS@pacs:104", "kinds": ["report"]}]',
             "dicom destination cannot take report",
         ),
-        ('[{"destination": "PACS@pacs:104", "verdicts": ["maybe"]}]', "at 0.verdicts.0: Input should be"),
+        (
+            '[{"destination": "PACS@pacs:104", "verdicts": ["maybe"]}]',
+            "at 0.verdicts.0: Input should be",
+        ),
         ('[{"destination": "PACS@pacs:104", "colour": "red"}]', "colour"),
         ("{not json", "must be a JSON list of rules"),
     ],
@@ -133,6 +139,27 @@ def test_rules_route_by_kind_verdict_modality_and_calling_ae():
 def test_a_bad_rule_stops_the_start_with_its_reason(rules, message):
     with pytest.raises(SettingsError, match=message):
         rules_of("dicom://PACS@pacs:104", rules)
+
+
+def test_a_plan_pairs_each_output_with_its_destinations():
+    rules = DeliveryRules.resolve(
+        [("A@h:1", "dicom"), ("webhook+http://h/x", "webhook")],
+        [DeliveryRule(destination="A@h:1", kinds=("sr",))],
+    )
+    sr, sc, report = (
+        OutputFile("sr", Path("sr"), "1"),
+        OutputFile("sc", Path("sc"), "2"),
+        OutputFile("report", Path("r"), "3"),
+    )
+    assert rules.plan([sr, sc, report], "flagged", "DX", "CT1") == [
+        (sr, "A@h:1"),
+        (report, "webhook+http://h/x"),
+    ]
+    assert rules.plan([sr, sc, report], "pass", "DX", "CT1") == [(sr, "A@h:1")]
+
+
+def test_without_destinations_no_image_counts_as_unrouted():
+    assert not DeliveryRules.resolve([], []).unrouted("pass", "DX", "CT1")
 
 
 def test_rules_resolve_without_settings():
