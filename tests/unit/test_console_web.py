@@ -8,10 +8,13 @@ import json
 import re
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from starlette.testclient import TestClient
 
 from iqgate.config import Settings
 from iqgate.node.console.follower import SpoolFollower
+from iqgate.node.console.index import INDEX_NAME
+from iqgate.node.console.metrics import FeedbackCollector, read_feedback_counts
 from iqgate.node.console.server import open_console
 from iqgate.node.console.users import Role, UsersFile
 from iqgate.node.console.web import build_app
@@ -178,8 +181,12 @@ def test_feedback_is_stored_shown_and_changeable(console):
         "missed_defect",
         "agree",
     ]
-    metrics = client_for(console).get("/metrics").text
+    registry = CollectorRegistry()
+    index_path = console.settings.console_dir / INDEX_NAME
+    registry.register(FeedbackCollector(lambda: read_feedback_counts(index_path)))
+    metrics = generate_latest(registry).decode()
     assert 'iqgate_console_feedback{kind="agree",model="tiny-cxr"} 1.0' in metrics
+    assert 'iqgate_console_feedback{kind="false_alarm",model="tiny-cxr"} 0.0' in metrics
 
 
 def test_technologists_cannot_reach_the_admin_actions(console):

@@ -4,8 +4,9 @@ A thread polls the spool (read-only, :func:`~iqgate.node.store.queries.jobs_with
 for jobs whose report is written, reads each report and the spooled file's header
 (Station Name, patient name and ID, study description), keeps the DICOM file under
 ``images_dir`` (a hard link when the spool is on the same file system, else a copy), so
-that it can be shown and exported after the spool purges it, and adds the image to the
-index. Kept files of images without feedback are removed after ``retention_s``.
+that it can be shown and exported after the spool purges it, keeps the SC overlay the
+same way (the results folder may be purged too), and adds the image to the index. Kept
+source files of images without feedback are removed after ``retention_s``.
 """
 
 from __future__ import annotations
@@ -50,14 +51,20 @@ def _text(header: object, keyword: str) -> str:
     return str(getattr(header, keyword, "") or "").strip()
 
 
-def indexed_image(job: Job, report: AssessmentReport, kept: Path | None) -> IndexedImage:
+def overlay_file(job: Job, report: AssessmentReport) -> Path | None:
+    """The SC overlay the result writer put beside ``job``'s report (None: none written)."""
+    if not report.outputs.sc_sop_instance_uid or not job.report_path:
+        return None
+    path = Path(job.report_path).parent / f"{report.outputs.sc_sop_instance_uid}.sc.dcm"
+    return path if path.exists() else None
+
+
+def indexed_image(
+    job: Job, report: AssessmentReport, kept: Path | None, overlay: Path | None
+) -> IndexedImage:
     """What the index records of ``job`` assessed as ``report``; the header is read from
     the kept copy (patient and scanner fields stay empty without one)."""
     header = dcmread(kept, stop_before_pixels=True) if kept else None
-    overlay = None
-    if report.outputs.sc_sop_instance_uid and job.report_path:
-        candidate = Path(job.report_path).parent / f"{report.outputs.sc_sop_instance_uid}.sc.dcm"
-        overlay = str(candidate) if candidate.exists() else None
     return IndexedImage(
         id=0,
         sop_instance_uid=job.sop_instance_uid,
@@ -80,7 +87,7 @@ def indexed_image(job: Job, report: AssessmentReport, kept: Path | None) -> Inde
         rows=report.source.rows,
         columns=report.source.columns,
         report_path=str(job.report_path),
-        overlay_path=overlay,
+        overlay_path=str(overlay) if overlay else None,
         image_path=str(kept) if kept else None,
         assessed_at=datetime.fromisoformat(report.created_at).timestamp(),
     )
@@ -155,13 +162,17 @@ class SpoolFollower:
             )
             return False
         report = max(reports, key=lambda r: r.probability)
-        kept: Path | None = self._images_dir / f"{job.sop_instance_uid}.dcm"
+        overlay = overlay_file(job, report)
+        if overlay is not None:
+            kept_overlay = self._images_dir / f"{job.sop_instance_uid}.sc.dcm"
+            keep_file(overlay, kept_overlay)
+            overlay = kept_overlay
+        kept = self._images_dir / f"{job.sop_instance_uid}.dcm"
         try:
             keep_file(job.path, kept)
-            image = indexed_image(job, report, kept)
+            image = indexed_image(job, report, kept, overlay)
         except (OSError, InvalidDicomError):
-            kept = None
-            image = indexed_image(job, report, None)
+            image = indexed_image(job, report, None, overlay)
         return self._index.add(image)
 
     def _forget_old_copies(self) -> None:

@@ -67,6 +67,12 @@ CREATE TABLE IF NOT EXISTS progress (
 );
 """
 INDEX_NAME = "console.sqlite3"
+FEEDBACK_COUNTS = (
+    "SELECT images.model, feedback.kind, COUNT(*) FROM feedback "
+    "JOIN images ON images.sop_instance_uid = feedback.sop_instance_uid "
+    "GROUP BY images.model, feedback.kind"
+)
+"""Images per model and feedback kind (for the metrics, read by another process too)."""
 PAGE_SIZE = 50
 
 
@@ -318,25 +324,25 @@ class ConsoleIndex:
 
     def feedback_counts(self) -> dict[tuple[str, str], int]:
         """Number of images per (model, feedback kind)."""
-        rows = self._query(
-            "SELECT images.model, feedback.kind, COUNT(*) FROM feedback "
-            "JOIN images ON images.sop_instance_uid = feedback.sop_instance_uid "
-            "GROUP BY images.model, feedback.kind"
-        )
+        rows = self._query(FEEDBACK_COUNTS)
         return {(r[0], r[1]): r[2] for r in rows}
 
     def forget_kept_images(self, older_than: float) -> list[str]:
-        """Clear the kept-copy path of images assessed before ``older_than`` that have no
-        feedback; the paths cleared, for the caller to delete."""
+        """Clear the kept source and overlay paths of images assessed before
+        ``older_than`` that have no feedback; the paths cleared, for the caller to delete."""
         condition = (
-            "WHERE assessed_at < ? AND image_path IS NOT NULL AND sop_instance_uid NOT IN "
-            "(SELECT sop_instance_uid FROM feedback)"
+            "WHERE assessed_at < ? AND (image_path IS NOT NULL OR overlay_path IS NOT NULL) "
+            "AND sop_instance_uid NOT IN (SELECT sop_instance_uid FROM feedback)"
         )
         with self._transaction() as db:
-            rows = db.execute(f"SELECT image_path FROM images {condition}", (older_than,))
-            paths = [r[0] for r in rows.fetchall()]
-            db.execute(f"UPDATE images SET image_path = NULL {condition}", (older_than,))
-        return paths
+            rows = db.execute(
+                f"SELECT image_path, overlay_path FROM images {condition}", (older_than,)
+            ).fetchall()
+            db.execute(
+                f"UPDATE images SET image_path = NULL, overlay_path = NULL {condition}",
+                (older_than,),
+            )
+        return [path for row in rows for path in row if path]
 
     def progress(self, name: str) -> float:
         """A follower's saved position (0 when none)."""

@@ -20,7 +20,6 @@ from iqgate.config import Settings
 from iqgate.node.console.audit import AuditLog
 from iqgate.node.console.follower import SpoolFollower
 from iqgate.node.console.index import INDEX_NAME, ConsoleIndex
-from iqgate.node.console.metrics import console_registry
 from iqgate.node.console.security import Access
 from iqgate.node.console.users import UsersFile
 from iqgate.node.console.web import Console, build_app
@@ -59,7 +58,6 @@ def open_console(settings: Settings) -> Console:
         ),
         spool=Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes),
         exports_dir=settings.console_dir / "exports",
-        registry=console_registry(index),
         stopping=threading.Event(),
     )
 

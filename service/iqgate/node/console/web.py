@@ -4,8 +4,8 @@ feedback, export and the admin operations.
 Every page needs a logged-in user (:mod:`iqgate.node.console.security`); every POST
 needs the session's CSRF token; the export and the spool operations need the admin role.
 Pages are rendered on the server (Jinja2); ``static/console.js`` adds the live rows,
-the overlay controls, box drawing and keyboard navigation. ``/metrics`` (aggregate
-feedback counts, nothing about a patient) and ``/healthz`` need no login.
+the overlay controls, box drawing and keyboard navigation. ``/healthz`` needs no login;
+the feedback metrics are on the node's ``/metrics`` (:mod:`iqgate.node.console.metrics`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -81,7 +80,6 @@ class Console:
     access: Access
     spool: Spool
     exports_dir: Path
-    registry: CollectorRegistry
     stopping: threading.Event
 
 
@@ -336,12 +334,6 @@ async def download(request: Request, console: Console, user: User) -> Response:
     return FileResponse(path, media_type="application/zip", filename=name)
 
 
-async def metrics(request: Request) -> Response:
-    console: Console = request.app.state.console
-    body = await run_in_threadpool(generate_latest, console.registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
@@ -364,7 +356,6 @@ def build_app(console: Console, session_secret: str, *, secure_cookie: bool) -> 
         Route("/export", guarded(export_page, admin=True), methods=["GET"]),
         Route("/export", guarded(export, admin=True), methods=["POST"]),
         Route("/exports/{name}", guarded(download, admin=True), methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
