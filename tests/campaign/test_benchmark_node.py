@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from iqgate_testkit.node_speed import cli as benchmark_node
+from iqgate_testkit.node_speed import figures
 from iqgate_testkit.peers import require
 
 pytestmark = pytest.mark.slow
@@ -98,14 +98,14 @@ def test_rounds_report_the_median_run_and_pair_each_round_for_the_triage_ratio()
     rounds[0]["flagged"]["rle"]["paced"] = {"latency_p99_s": 0.3, "lost": 0}
     rounds[1]["all"]["rle"]["lost"] = 2
 
-    chosen = benchmark_node.median_runs(rounds)
+    chosen = figures.median_runs(rounds)
     assert chosen["flagged"]["rle"]["images_per_s"] == 19.0
     assert chosen["all"]["rle"]["images_per_s"] == 9.0
     assert chosen["flagged"]["rle"]["paced"] == {"latency_p99_s": 0.3, "lost": 0}
     assert chosen["flagged"]["rle"]["rounds_images_per_s"] == [20.0, 12.0, 19.0]
-    triage = benchmark_node.triage(rounds)["rle"]
+    triage = figures.triage(rounds)["rle"]
     assert triage["ratios"] == [2.0, 1.5, 2.111]
     assert triage["ratio"] == 2.0  # the median round's pairing, not 19 / 9
-    assert benchmark_node.lost_images({"rounds": rounds}) == 2  # lost in any round counts
+    assert figures.lost_images({"rounds": rounds}) == 2  # lost in any round counts
 
-    assert "rounds_images_per_s" not in benchmark_node.median_runs(rounds[:1])["all"]["rle"]
+    assert "rounds_images_per_s" not in figures.median_runs(rounds[:1])["all"]["rle"]

@@ -216,7 +216,7 @@ def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_private(
         ".git/HEAD",
         "var/spool/jobs.sqlite",
         "runs/log.txt",
-        "tests/test_deploy.py",
+        "tests/integration/test_deploy.py",
         "models/cxr/model.onnx",
         "service/iqgate/__pycache__/cli.cpython-311.pyc",
     ):

@@ -17,7 +17,7 @@ from pynetdicom import AE
 from iqgate.cli import main
 from iqgate.data.phantoms import generate, write_dicom
 from iqgate.data.phantoms.off_target import OffTarget
-from iqgate.node.store.spool import Spool
+from iqgate_testkit.node_state import spool_query
 from iqgate_testkit.peers import require, running_node, storescp, wait_for
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -113,6 +113,7 @@ def test_dcmsend_of_mixed_traffic_stores_all_assesses_only_the_intended_and_forw
                 "IQGATE_CLASSIFIER": "torch",
             },
         ) as node,
+        spool_query(node.spool) as query,
     ):
         sent = subprocess.run(
             [
@@ -132,19 +133,16 @@ def test_dcmsend_of_mixed_traffic_stores_all_assesses_only_the_intended_and_forw
             check=False,
         )
         assert sent.returncode == 0, sent.stdout + sent.stderr
-        spool = Spool(node.spool, max_bytes=2**40)
         try:
             wait_for(
-                lambda: len([j for j in spool.query.jobs() if j.verdict]) == len(traffic),
+                lambda: len([j for j in query.jobs() if j.verdict]) == len(traffic),
                 180,
                 "a verdict for every instance",
             )
         except AssertionError:
-            states = [
-                (j.sop_class_uid, j.state.value, j.verdict, j.reason) for j in spool.query.jobs()
-            ]
+            states = [(j.sop_class_uid, j.state.value, j.verdict, j.reason) for j in query.jobs()]
             raise AssertionError(f"{states}\n{node.logs()[-3000:]}") from None
-        jobs = {job.sop_instance_uid: job for job in spool.query.jobs()}
+        jobs = {job.sop_instance_uid: job for job in query.jobs()}
         for key, (path, outcome) in traffic.items():
             job = jobs[str(dcmread(path, stop_before_pixels=True).SOPInstanceUID)]
             if outcome == "assessed":

@@ -1,6 +1,6 @@
 """Bad input never stops the node: malformed DICOM and fuzzed files meet defined outcomes.
 
-The corpus (tests/bad_inputs.py) and the fuzzing (tools/soak/fuzzing.py) are the ones
+The corpus (iqgate_testkit.bad_inputs) and the fuzzing (iqgate_testkit.soak.fuzzing) are the ones
 the hardening campaign runs; here they run in-process, without the network.
 """
 

@@ -4,7 +4,7 @@ Three measurements on the same phantom files, one transfer syntax at a time:
 
 - :func:`receive_ceiling`: K ``storescu`` processes push the files into DCMTK
   ``storescp`` and into the minimal pynetdicom write-through receiver
-  (``receivers.py``); the faster one is the receive ceiling.
+  (:mod:`iqgate_testkit.soak.receivers`); the faster one is the receive ceiling.
 - :func:`engine_ceiling`: the node's own assessment code in this process, with the
   node's models and settings: decode (:func:`iqgate.node.pipeline.decode.decode_file`), then
   :func:`iqgate.node.pipeline.assess.assess_frames` in batches of ``IQGATE_BATCH_MAX`` (resize,
@@ -19,7 +19,8 @@ Three measurements on the same phantom files, one transfer syntax at a time:
   the time goes comes from the node's own ``/metrics`` (differences over the phase).
 
 The peers, pushes, metric parsing and spool look-ups are the hardening campaign's
-(:mod:`harness`, :mod:`load`, :mod:`faults`, ``tests/peers.py``).
+(:mod:`iqgate_testkit.soak.harness`, :mod:`iqgate_testkit.soak.load`,
+:mod:`iqgate_testkit.node_state`, :mod:`iqgate_testkit.peers`).
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ from iqgate.node.pipeline.gpu_decode import DeviceImage, GpuDecoder
 from iqgate.node.pipeline.routing import LoadedModel, ModelRegistry
 from iqgate.node.store.states import JobState, JobVerdict
 from iqgate.routing_rules import HeaderFacts
+from iqgate_testkit.node_state import all_finished, job_states, spool_query
 from iqgate_testkit.peers import NodeProcess, port_open, start_node
-from iqgate_testkit.soak.faults import all_finished, job_states, spool_query
 from iqgate_testkit.soak.harness import (
     cpu_seconds,
     descendant_pids,
@@ -211,7 +212,7 @@ transfer syntax pynetdicom knows: compressed files are written through as sent. 
 def reference_receiver(kind: str, folder: Path, clients: int) -> Iterator[int]:
     """Start ``storescp`` or the pynetdicom receiver on a free port, every syntax accepted.
 
-    As :func:`load.reference_receiver` (same options, so the figures compare with
+    As :func:`iqgate_testkit.soak.load.reference_receiver` (same options, so the figures compare with
     docs/reliability.md), plus ``+xa`` / all syntaxes: that one takes uncompressed data only.
     """
     port = free_port()
@@ -456,7 +457,7 @@ def outcomes(
     node: NodeProcess, corpus: Corpus, files: Sequence[Path], started_epoch: float
 ) -> dict[str, object]:
     """Per-image outcome, latency and verdict of ``files`` from the node's job table."""
-    with spool_query(node) as query:
+    with spool_query(node.spool) as query:
         jobs = {job.sop_instance_uid: job for job in query.jobs()}
     latencies: list[float] = []
     finished: list[float] = []

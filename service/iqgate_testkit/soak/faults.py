@@ -21,9 +21,9 @@ from pydicom import dcmread
 from pynetdicom import AE, _config
 
 from iqgate.node.ops.relay import RELAY_INTERVAL_S
-from iqgate.node.store.queries import SpoolQueries
-from iqgate.node.store.states import FINISHED, DeliveryState, JobState, JobVerdict
+from iqgate.node.store.states import DeliveryState, JobState, JobVerdict
 from iqgate_testkit.bad_inputs import PHANTOM_IDENTIFIERS, Expect, corpus, write_file
+from iqgate_testkit.node_state import all_finished, delivery_uids, job_states, spool_query
 from iqgate_testkit.peers import NodeProcess, port_open, start_node, storescp
 from iqgate_testkit.soak import receivers
 from iqgate_testkit.soak.fuzzing import attribute_outcomes, mutated_file_outcomes
@@ -42,36 +42,6 @@ from iqgate_testkit.soak.harness import (
     write_corpus,
 )
 from iqgate_testkit.soak.load import node_env
-
-
-# -- looking into a node's spool ----------------------------------------------------------
-@contextmanager
-def spool_query(node: NodeProcess) -> Iterator[SpoolQueries]:
-    """Read-only queries on the node's spool (the store's query API)."""
-    query = SpoolQueries.open(node.spool)
-    try:
-        yield query
-    finally:
-        query.close()
-
-
-def job_states(node: NodeProcess) -> dict[str, JobState]:
-    """SOP Instance UID -> job state."""
-    with spool_query(node) as query:
-        return query.job_states()
-
-
-def all_finished(node: NodeProcess, expected_jobs: int) -> bool:
-    """Whether the spool holds ``expected_jobs`` jobs, each delivered or failed."""
-    states = job_states(node)
-    return len(states) >= expected_jobs and all(s in FINISHED for s in states.values())
-
-
-def delivery_uids(node: NodeProcess, state: DeliveryState | None = None) -> set[str]:
-    """SOP Instance UIDs of the outputs queued for delivery (optionally in one state)."""
-    with spool_query(node) as query:
-        return {d.sop_instance_uid for d in query.deliveries(state)}
-
 
 ORPHAN_GRACE_S = 20.0
 
@@ -185,7 +155,7 @@ def pacs_failure_status(work: Path, models: Path, *, images: int) -> dict[str, o
             push([files], node.port)
 
             def all_dead() -> bool:
-                with spool_query(node) as query:
+                with spool_query(node.spool) as query:
                     counts = query.deliveries_by_state()
                 dead = sum(n for (_, state), n in counts.items() if state is DeliveryState.DEAD)
                 return dead >= images and dead == sum(counts.values())
@@ -269,7 +239,7 @@ def disk_full(work: Path, models: Path, *, images: int = 16) -> dict[str, object
         node = start_node(work / "node-full", models, env)
         first = push([files], node.port, options=["--no-halt"])
         spool = mountpoint / "spool"
-        with spool_query(node) as query:
+        with spool_query(node.spool) as query:
             recorded = query.recorded_paths()
         on_disk = {str(p.relative_to(spool)) for p in (spool / "objects").glob("*/*.dcm")}
         leftovers = list((spool / "tmp").iterdir())
@@ -412,7 +382,7 @@ def bad_inputs(work: Path, models: Path, *, fuzz_examples: int) -> dict[str, obj
         after = push([good], node.port)
         stored = [c for c in cases if c.expect is not Expect.REFUSED]
         wait_for(lambda: all_finished(node, len(stored) + 1), 120, "the stored cases to finish")
-        with spool_query(node) as query:
+        with spool_query(node.spool) as query:
             jobs = {j.sop_instance_uid: (j.state, j.verdict, j.reason or "") for j in query.jobs()}
         logs = node.logs()
         time.sleep(2 * RELAY_INTERVAL_S)  # the pipeline's last counter updates reach /metrics

@@ -1,6 +1,6 @@
 """Shared plumbing of the hardening campaign: peers, images, pushes, metrics, memory.
 
-The campaign drives the same real peers as the integration tests (``tests/peers.py``:
+The campaign drives the same real peers as the integration tests (:mod:`iqgate_testkit.peers`:
 the node as an ``iqgate serve`` process, DCMTK ``storescu``/``storescp``) and builds its
 inputs with the test suite's factories, so a figure here and a test there exercise the
 same thing.

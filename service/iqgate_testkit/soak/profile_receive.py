@@ -1,15 +1,16 @@
 """CPU cost per image of the node's receive path, part by part, against the minimal receivers.
 
-``python profile_receive.py [--images 400] [--size 256] [--repeats 3] [--scp-only] [--cprofile]``
-pushes the same files with one ``storescu`` into the node run in this process
-(:class:`~iqgate.node.app.Node`: its pipeline process assesses meanwhile, with two
-small random models, settings of the load campaign, logs at info to a file), and into
-``receivers.py`` with and without ``--fsync``. It prints, per receiver, the median
-rate and CPU ms per image (the receiving process only); then the CPU
-(``time.thread_time`` of the association thread) and wall time per image of each part
-of the C-STORE handler; with ``--cprofile``, the top functions of the association and
-DUL threads. ``--scp-only`` runs the :class:`~iqgate.node.ingest.scp.StorageScp` alone (no
-pipeline process, no models). The pipeline process logs to stderr: ``2>/dev/null``.
+``python -m iqgate_testkit.soak.profile_receive [--images 400] [--size 256] [--repeats 3]
+[--scp-only] [--cprofile]`` pushes the same files with one ``storescu`` into the node run
+in this process (:class:`~iqgate.node.app.Node`: its pipeline process assesses meanwhile,
+with two small random models, settings of the load campaign, logs at info to a file), and
+into the reference receiver (:mod:`iqgate_testkit.soak.receivers`) with and without
+``--fsync``. It prints, per receiver, the median rate and CPU ms per image (the receiving
+process only); then the CPU (``time.thread_time`` of the association thread) and wall time
+per image of each part of the C-STORE handler; with ``--cprofile``, the top functions of
+the association and DUL threads. ``--scp-only`` runs the
+:class:`~iqgate.node.ingest.scp.StorageScp` alone (no pipeline process, no models). The
+pipeline process logs to stderr: ``2>/dev/null``.
 """
 
 from __future__ import annotations
