@@ -17,6 +17,7 @@ from iqgate.node.outputs.uids import IQGATE_UID_ROOT
 from iqgate.node.pipeline.build import build_pipeline
 from iqgate.node.pipeline.routing import route_facts, route_header
 from iqgate.node.pipeline.worker import AssessmentWorker
+from iqgate.node.store.queries import SpoolQueries
 from iqgate.node.store.spool import Spool
 from iqgate.node.store.states import JobState, JobVerdict
 from iqgate.routing_rules import HeaderFacts, Routing
@@ -121,9 +122,15 @@ def test_a_job_table_of_the_earlier_schema_gains_the_facts_column(tmp_path: Path
             " VALUES ('1.2.3', '1.2.840.10008.5.1.4.1.1.1.1', '1.2', '1.2.4', 'DX', 'S',"
             " 'objects/x.dcm', 10, 'received', 1.0, 1.0)"
         )
+    reader = SpoolQueries.open(root)  # read-only, as the CLI and the soak harness open it
+    (job,) = reader.jobs()
+    reader.close()
+    assert job.sop_instance_uid == "1.2.3" and job.header_facts is None
     reopened = Spool(root, max_bytes=1)
     (job,) = reopened.query.jobs()
     assert job.sop_instance_uid == "1.2.3" and job.header_facts is None
+    columns = {row[1] for row in reopened.db.connection().execute("PRAGMA table_info(jobs)")}
+    assert "header_facts" in columns
 
 
 def test_a_series_sr_reads_only_its_first_header_and_references_every_image(

@@ -45,7 +45,8 @@ class Job:
     received_at: float
     finished_at: float | None
     header_facts: str | None = None
-    """What routing reads of the header, as JSON; None for a job stored without it."""
+    """What routing reads of the header, as JSON; None for a job stored without it (or
+    read, without the migration, from a spool of the earlier schema)."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row, root: Path) -> Job:
@@ -68,7 +69,7 @@ class Job:
             attempts=row["attempts"],
             received_at=row["received_at"],
             finished_at=row["finished_at"],
-            header_facts=row["header_facts"] or None,
+            header_facts=row["header_facts"] if "header_facts" in row.keys() else None,
         )
 
 
