@@ -99,6 +99,21 @@ def test_without_rules_dicom_peers_take_every_dicom_output_and_webhooks_flagged_
     assert not rules.unrouted("not_assessed", "US", "ANY")
 
 
+def test_a_rule_names_its_destination_as_written_or_by_its_name(secret):
+    hook = f"webhook+http://ris/hook?secret_file={secret}"
+    rules = rules_of(
+        f"dicom://PACS@pacs:104,{hook}",
+        [
+            {"destination": "dicom://PACS@pacs:104", "kinds": ["sr"]},
+            {"destination": "webhook+http://ris/hook", "verdicts": ["pass"]},
+        ],
+    )
+    assert rules.destinations_for("sr", "pass", "DX", "CT1") == ("PACS@pacs:104",)
+    assert rules.destinations_for("report", "pass", "DX", "CT1") == ("webhook+http://ris/hook",)
+    written = rules_of(f"PACS@pacs:104,{hook}", [{"destination": hook, "kinds": ["report"]}])
+    assert written.destinations_for("report", "pass", "DX", "CT1") == ("webhook+http://ris/hook",)
+
+
 def test_rules_route_by_kind_verdict_modality_and_calling_ae():
     rules = rules_of(
         "dicom://PACS@pacs:104,dicom://ARCHIVE@archive:104",

@@ -60,7 +60,6 @@ STUDIES_PATH = re.compile(r"^/studies(?:/(?P<study>[0-9.]{1,64}))?/?$")
 class StowFailure(IntEnum):
     """Failure Reason (0008,1197) values of a Store Instances Response (PS3.18 10.5.3)."""
 
-    PROCESSING_FAILURE = 0x0110
     SOP_CLASS_NOT_SUPPORTED = 0x0122
     OUT_OF_RESOURCES = 0xA700
     DATA_SET_DOES_NOT_MATCH = 0xA900
