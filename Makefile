@@ -20,9 +20,11 @@ $(STAMP): pyproject.toml Makefile
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
 
-# The DICOM node on the shipped defaults (IQGATE_* settings or IQGATE_CONFIG=file.yaml).
+# The DICOM node on the shipped defaults (IQGATE_* settings or IQGATE_CONFIG=file.yaml),
+# with the technologist's console on port 8081 unless IQGATE_CONSOLE_PORT says otherwise.
+IQGATE_CONSOLE_PORT ?= 8081
 serve: $(STAMP)
-	$(VENV)/bin/iqgate $(if $(IQGATE_CONFIG),--config $(IQGATE_CONFIG)) serve
+	IQGATE_CONSOLE_PORT=$(IQGATE_CONSOLE_PORT) $(VENV)/bin/iqgate $(if $(IQGATE_CONFIG),--config $(IQGATE_CONFIG)) serve
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check service tools tests

@@ -1,4 +1,4 @@
-"""The ``iqgate`` command: ``serve``, ``assess``, ``route`` and ``jobs``."""
+"""The ``iqgate`` command: ``serve``, ``assess``, ``route``, ``jobs`` and ``users``."""
 
 from __future__ import annotations
 
@@ -145,6 +145,35 @@ def _jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _users(args: argparse.Namespace) -> int:
+    from getpass import getpass
+
+    from iqgate.node.console.users import Role, UsersFile
+
+    users = UsersFile(_settings(args).console_users_file)
+    if args.action == "list":
+        for user in users.users():
+            print(f"{user.name}\t{user.role.value}")
+        return 0
+    if not args.name:
+        print(f"iqgate users {args.action}: give the user name", file=sys.stderr)
+        return 2
+    if args.action == "remove":
+        users.remove(args.name)
+        print(f"removed {args.name} from {users.path}")
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass(f"password for {args.name}: ")
+        if getpass("again: ") != password:
+            print("iqgate users add: the passwords differ", file=sys.stderr)
+            return 2
+    users.add(args.name, password, Role(args.role))
+    print(f"added {args.name} ({args.role}) to {users.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``iqgate`` command."""
     parser = argparse.ArgumentParser(prog="iqgate", description="Explainable image-quality gate")
@@ -175,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--job", type=int, help="retry only this job id")
     jobs.add_argument("--older-than-s", type=float, default=0.0, help="purge: minimum age")
     jobs.set_defaults(run=_jobs)
+    users = commands.add_parser("users", help="add, remove or list the console's users")
+    users.add_argument("action", choices=["add", "remove", "list"])
+    users.add_argument("name", nargs="?", help="user name (add, remove)")
+    users.add_argument(
+        "--role", choices=["technologist", "admin"], default="technologist", help="add: role"
+    )
+    users.add_argument(
+        "--password-stdin", action="store_true", help="add: read the password from stdin"
+    )
+    users.set_defaults(run=_users)
     return parser
 
 

@@ -10,13 +10,14 @@ import iqgate
 NODE = Path(iqgate.__file__).parent / "node"
 
 ALLOWED: dict[str, set[str]] = {
-    "app": {"ingest", "pipeline", "delivery", "ops", "store"},
+    "app": {"ingest", "pipeline", "delivery", "ops", "store", "console"},
     "ingest": {"store", "ops"},
     "pipeline": {"outputs", "ingest", "store", "ops"},
     "outputs": {"store", "ops"},
     "delivery": {"store", "ops"},
     "ops": {"store"},
     "store": set(),
+    "console": {"store", "ops", "outputs"},
 }
 """For each part of ``iqgate.node``, the other parts it may import (docs/architecture.md)."""
 
