@@ -4,16 +4,11 @@ storescp, STOW-RS to Orthanc's DICOMweb plugin, signed reports to a webhook rece
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
-import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Self
 
 import pytest
 from pydicom import dcmread
@@ -26,6 +21,7 @@ from iqgate_testkit.certificates import make_pki
 from iqgate_testkit.delivery_queue import deliver_once, spool_with_outputs
 from iqgate_testkit.dicom_factory import write_image
 from iqgate_testkit.peers import orthanc, require, storescp, wait_for
+from iqgate_testkit.webhook_receiver import WebhookReceiver
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 
@@ -142,54 +138,6 @@ def test_stowrs_with_a_wrong_password_is_a_failed_attempt(tmp_path):
         assert states(spool, name) == {DeliveryState.PENDING: 1}
         assert last_error(spool).startswith("HTTP 401")
         assert orthanc_get(server, "/instances") == []
-
-
-class WebhookReceiver:
-    """A webhook endpoint that checks each POST's signature; answers 500 to the first
-    ``fail_first`` requests."""
-
-    def __init__(self, secret: bytes, fail_first: int = 0) -> None:
-        self.secret = secret
-        self.fail_first = fail_first
-        self.accepted: list[tuple[dict[str, str], bytes]] = []
-        self.rejected = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                expected = "sha256=" + hmac.new(receiver.secret, body, hashlib.sha256).hexdigest()
-                given = self.headers.get("X-Iqgate-Signature", "")
-                if not hmac.compare_digest(expected, given):
-                    receiver.rejected += 1
-                    status = 401
-                elif receiver.fail_first > 0:
-                    receiver.fail_first -= 1
-                    status = 500
-                else:
-                    receiver.accepted.append((dict(self.headers), body))
-                    status = 204
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def report_output(folder: Path) -> OutputFile:
