@@ -150,6 +150,8 @@ def test_instances_of_another_study_than_the_path_s_are_refused(tmp_path, tokens
         ),
         ({"Content-Type": "application/dicom"}, 415),
         ({"Accept": "application/dicom+xml"}, 406),
+        ({"Content-Type": 'multipart/related; type="application/dicom"'}, 400),
+        ({"Content-Type": 'multipart/related; type="application/dicom"; boundary=other'}, 400),
     ],
 )
 def test_requests_the_node_cannot_take_are_refused_whole(tmp_path, tokens, headers, status):

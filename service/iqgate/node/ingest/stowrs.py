@@ -101,19 +101,25 @@ class StoredPart:
     detail: str = ""
 
 
+class UnsupportedMediaType(ValueError):
+    """A request or part whose media type STOW-RS here does not take (HTTP 415)."""
+
+
 def multipart_parts(content_type: str, body: bytes) -> list[bytes]:
     """The parts of a ``multipart/related; type="application/dicom"`` body (RFC 2387).
 
-    Raises ``ValueError`` naming what is wrong: another media type, no boundary, a part
-    that is not ``application/dicom``.
+    Raises :class:`UnsupportedMediaType` for another media type (of the request or of a
+    part), ``ValueError`` for a malformed body (no boundary, no closing delimiter).
     """
     header = Message()
     header["Content-Type"] = content_type
     if header.get_content_type() != "multipart/related":
-        raise ValueError(f"Content-Type {content_type!r} is not multipart/related")
+        raise UnsupportedMediaType(f"Content-Type {content_type!r} is not multipart/related")
     root_type = (header.get_param("type") or "application/dicom").lower()
     if root_type != "application/dicom":
-        raise ValueError(f"multipart/related type {root_type!r}: only application/dicom is taken")
+        raise UnsupportedMediaType(
+            f"multipart/related type {root_type!r}: only application/dicom is taken"
+        )
     boundary = header.get_param("boundary")
     if not isinstance(boundary, str) or not boundary:
         raise ValueError("multipart/related without a boundary parameter")
@@ -130,7 +136,9 @@ def multipart_parts(content_type: str, body: bytes) -> list[bytes]:
             raise ValueError("a multipart part has no header/body separator")
         part_type = _part_type(headers)
         if part_type not in ("", "application/dicom"):
-            raise ValueError(f"a part of type {part_type!r}: only application/dicom is taken")
+            raise UnsupportedMediaType(
+                f"a part of type {part_type!r}: only application/dicom is taken"
+            )
         parts.append(data)
     return parts
 
@@ -221,11 +229,7 @@ class StowRsIngest:
         try:
             parts = multipart_parts(request.headers.get("Content-Type", ""), request.body)
         except ValueError as exc:
-            status = (
-                415
-                if "only application/dicom" in str(exc) or "is not multipart" in str(exc)
-                else 400
-            )
+            status = 415 if isinstance(exc, UnsupportedMediaType) else 400
             return status, "text/plain", f"{exc}\n".encode()
         outcomes = [self.store(part, caller, match.group("study")) for part in parts]
         return _response(outcomes)
