@@ -17,12 +17,15 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from iqgate.config import Settings, load_settings
-from iqgate.node.delivery.stowrs import multipart_body
+from iqgate.config import Settings, load_settings, parse_destination
+from iqgate.node.delivery.stowrs import StowRsSender, multipart_body
 from iqgate.node.ingest.stowrs import StowFailure, StowTokensError, read_tokens, stow_server
 from iqgate.node.ops.metrics import NodeMetrics
+from iqgate.node.store.records import OutputFile
 from iqgate.node.store.spool import Spool
+from iqgate.node.store.states import DeliveryState
 from iqgate_testkit.certificates import make_pki
+from iqgate_testkit.delivery_queue import deliver_once, spool_with_outputs
 from iqgate_testkit.dicom_factory import make_image
 
 TOKEN = "token-of-the-cloud-pacs-0123"
@@ -213,3 +216,22 @@ def test_a_bad_tokens_file_line_is_named(tmp_path):
     (tmp_path / "tokens").write_text("CLOUDPACS short\n")
     with pytest.raises(StowTokensError, match="tokens:1: each line must be 'NAME token'"):
         read_tokens(tmp_path / "tokens")
+
+
+def test_a_dicomweb_https_destination_delivers_to_the_node_with_its_client_certificate(tmp_path):
+    pki = make_pki(tmp_path / "pki", client_name="OTHERNODE")
+    tls = {"tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key), "tls_ca": str(pki.ca)}
+    path = tmp_path / "results" / "sc.dcm"
+    path.parent.mkdir()
+    image = make_image(seed=8)
+    path.write_bytes(part10(image))
+    output = OutputFile("sc", path, str(image.SOPInstanceUID))
+    with stow_node(tmp_path, **tls) as (url, spool, _):
+        query = f"ca={pki.ca}&cert={pki.client_cert}&key={pki.client_key}"
+        destination = parse_destination(f"dicomweb+{url}/?{query}")
+        outbox = spool_with_outputs(tmp_path / "outbox", [output], [str(destination)])
+        deliver_once(outbox, str(destination), StowRsSender(destination, 10.0))
+        assert [(j.sop_instance_uid, j.calling_ae) for j in spool.query.jobs()] == [
+            (str(image.SOPInstanceUID), "OTHERNODE")
+        ]
+    assert outbox.query.deliveries_by_state() == {(str(destination), DeliveryState.DELIVERED): 1}
