@@ -21,7 +21,6 @@ import hmac
 import json
 import re
 import sqlite3
-import ssl
 import struct
 import time
 from collections.abc import Mapping, Sequence
@@ -43,6 +42,7 @@ from iqgate.node.ingest.header import (
     read_header,
 )
 from iqgate.node.ingest.scp import caller_allowed
+from iqgate.node.ingest.tls import server_context
 from iqgate.node.ops.events import StageEvents
 from iqgate.node.ops.http import HttpRequest, OperationsServer, Response
 from iqgate.node.ops.logs import get_logger
@@ -183,20 +183,6 @@ def split_part10(data: bytes) -> tuple[dict[str, str], memoryview]:
     if position > len(data):
         raise ValueError("the file meta group is cut short")
     return uids, memoryview(data)[position:]
-
-
-def server_context(settings: Settings) -> ssl.SSLContext | None:
-    """The HTTPS context of ``IQGATE_TLS_CERT``/``KEY`` (None without them); with
-    ``IQGATE_TLS_CA``, clients must present a certificate it signed."""
-    if not settings.tls_enabled:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
-    if settings.tls_ca is not None:
-        context.load_verify_locations(str(settings.tls_ca))
-        context.verify_mode = ssl.CERT_REQUIRED
-    return context
 
 
 class StowRsIngest:
