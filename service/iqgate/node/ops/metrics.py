@@ -137,7 +137,7 @@ class NodeMetrics:
         )
         self.forwards = Counter(
             "iqgate_forwards",
-            "C-STORE attempts to destinations by outcome",
+            "Delivery attempts (C-STORE, STOW-RS, webhook) to destinations by outcome",
             ["destination", "outcome"],
             registry=r,
         )
