@@ -15,8 +15,25 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from iqgate.delivery_rules import DeliveryRule, DeliveryRules, RuleList
+from iqgate.destinations import (
+    TLS_PARAMETERS,
+    DicomWebDestination,
+    TlsFiles,
+    WebhookDestination,
+    query_of,
+)
 from iqgate.errors import IqgateError, RoutingFileError
 from iqgate.routing_rules import SiteRouting
 
@@ -50,52 +67,96 @@ def _check_ae_title(title: str, setting: str) -> str:
 
 @dataclass(frozen=True)
 class DicomDestination:
-    """A DICOM peer that takes results by C-STORE: ``dicom://AE@host:port``.
+    """A DICOM peer that takes results by C-STORE: ``dicom://AE@host:port``, or over TLS
+    ``dicoms://AE@host:port?ca=...&cert=...&key=...`` (PEM files: the CA to trust, else
+    the system's; the client certificate and key when the peer asks for one).
 
-    Written as that URL or, without the scheme, ``AE@host:port``; ``str()`` gives the
-    scheme-less form, which names the destination in the delivery table and metrics.
+    ``dicom://`` may be left out (``AE@host:port``); ``str()`` gives the scheme-less form
+    for plain DICOM and ``dicoms://AE@host:port`` for TLS: it names the destination in
+    the delivery table and metrics.
     """
 
     scheme: ClassVar[str] = "dicom"
+    tls_scheme: ClassVar[str] = "dicoms"
     ae_title: str
     host: str
     port: int
+    tls: TlsFiles | None = None
 
     @classmethod
     def parse(cls, text: str) -> DicomDestination:
-        """Parse ``dicom://AE@host:port`` or ``AE@host:port``."""
-        address = text.strip().removeprefix(f"{cls.scheme}://")
+        """Parse ``dicom://AE@host:port``, ``AE@host:port`` or ``dicoms://AE@host:port?...``."""
+        address = text.strip()
+        tls = address.startswith(f"{cls.tls_scheme}://")
+        address = address.removeprefix(f"{cls.tls_scheme if tls else cls.scheme}://")
+        address, _, query = address.partition("?")
         match = re.fullmatch(r"([^@]+)@([^:@/]+):(\d+)", address)
         if not match:
             raise ValueError(
-                f"PACS destination {text!r} must look like dicom://AE@host:port (or AE@host:port)"
+                f"PACS destination {text!r} must look like dicom://AE@host:port (or AE@host:port, "
+                "or dicoms://AE@host:port?ca=...&cert=...&key=... for TLS)"
             )
         port = int(match.group(3))
         if not 0 < port < 65536:
             raise ValueError(f"PACS destination {text!r}: port {port} out of range")
-        return cls(_check_ae_title(match.group(1), "PACS AE title"), match.group(2), port)
+        files = None
+        if tls:
+            files = TlsFiles.from_query(text, query_of(text, query, TLS_PARAMETERS))
+        elif query:
+            raise ValueError(f"PACS destination {text!r}: parameters need dicoms:// (TLS)")
+        return cls(_check_ae_title(match.group(1), "PACS AE title"), match.group(2), port, files)
 
     @property
     def url(self) -> str:
-        """The destination as a URL."""
-        return f"{self.scheme}://{self}"
+        """The destination as a URL (without its TLS file parameters)."""
+        return str(self) if self.tls else f"{self.scheme}://{self}"
 
     def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
+        address = f"{self.ae_title}@{self.host}:{self.port}"
+        return f"{self.tls_scheme}://{address}" if self.tls else address
 
 
-Destination = DicomDestination
-"""Where results can go (one transport so far: DICOM C-STORE)."""
+Destination = DicomDestination | DicomWebDestination | WebhookDestination
+"""Where results can go: DICOM C-STORE (plain or TLS), DICOMweb STOW-RS, a webhook."""
+DESTINATION_TYPES: dict[str, type[Destination]] = {
+    DicomDestination.scheme: DicomDestination,
+    DicomDestination.tls_scheme: DicomDestination,
+    f"{DicomWebDestination.scheme}+http": DicomWebDestination,
+    f"{DicomWebDestination.scheme}+https": DicomWebDestination,
+    f"{WebhookDestination.scheme}+http": WebhookDestination,
+    f"{WebhookDestination.scheme}+https": WebhookDestination,
+}
 
 
 def parse_destination(text: str) -> Destination:
-    """A destination from its URL (``dicom://...``; no scheme: DICOM)."""
+    """A destination from its URL (no scheme: DICOM), by its scheme."""
     scheme, separator, _ = text.strip().partition("://")
-    if separator and scheme != DicomDestination.scheme:
+    if not separator:
+        return DicomDestination.parse(text)
+    if scheme not in DESTINATION_TYPES:
         raise ValueError(
-            f"PACS destination {text!r}: unknown scheme {scheme!r} (supported: dicom://)"
+            f"PACS destination {text!r}: unknown scheme {scheme!r} "
+            f"(supported: {', '.join(f'{s}://' for s in DESTINATION_TYPES)})"
         )
-    return DicomDestination.parse(text)
+    return DESTINATION_TYPES[scheme].parse(text)
+
+
+def resolve_rules(pacs: list[str], rules: list[DeliveryRule]) -> DeliveryRules:
+    """The ``delivery_rules`` bound to the ``pacs`` destinations; a rule may name its
+    destination as written there or by its name."""
+    destinations = [parse_destination(p) for p in pacs]
+    names = {text.strip(): str(d) for text, d in zip(pacs, destinations, strict=True)}
+    names |= {str(d): str(d) for d in destinations}
+    names |= {d.url: str(d) for d in destinations if isinstance(d, DicomDestination)}
+    return DeliveryRules.resolve(
+        [(str(d), d.scheme) for d in destinations],
+        [
+            rule.model_copy(
+                update={"destination": names.get(rule.destination.strip(), rule.destination)}
+            )
+            for rule in rules
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -129,6 +190,7 @@ class Settings(BaseModel):
     spool_dir: Path = Path("./var/spool")
     results_dir: Path = Path("./var/results")
     pacs: CommaList = Field(default_factory=list)
+    delivery_rules: RuleList = Field(default_factory=list)
     allowed_calling_aes: CommaList = Field(default_factory=list)
     models_dir: Path = Path("./models")
     routing_file: Path | None = None
@@ -140,10 +202,20 @@ class Settings(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    # STOW-RS ingest (iqgate.node.ingest.stowrs): HTTPS with the TLS files above
+    stow_port: int | None = Field(None, ge=0, lt=65536)
+    """Port of the STOW-RS endpoint (POST /studies); None: no STOW-RS."""
+    stow_host: str = "0.0.0.0"
+    stow_tokens_file: Path | None = None
+    """Lines ``NAME token``: bearer tokens STOW-RS callers may use, NAME their calling AE."""
+    stow_max_request_bytes: int = Field(512 * 2**20, gt=0)
     # Spool and retention
     spool_max_bytes: int = Field(20 * 2**30, gt=0)
     spool_min_free_bytes: int = Field(512 * 2**20, ge=0)
     retention_s: float = Field(24 * 3600.0, ge=0)
+    results_retention_s: float | None = Field(None, ge=0)
+    """Seconds result files are kept under results_dir once every destination has them
+    (None: kept until removed by hand)."""
     housekeeping_interval_s: float = Field(60.0, gt=0)
     # Associations
     max_associations: int = Field(16, gt=0)
@@ -171,6 +243,26 @@ class Settings(BaseModel):
     forward_timeout_s: float = Field(30.0, gt=0)
     # Logs
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Console: the technologist's web console (iqgate.node.console, docs/console.md)
+    console_port: int | None = Field(None, ge=0, lt=65536)
+    """HTTP(S) port of the console; None: no console."""
+    console_host: str = "0.0.0.0"
+    console_dir: Path = Path("./var/console")
+    console_users_file: Path = Path("./var/console/users.json")
+    console_session_secret: str | None = None
+    console_session_s: float = Field(8 * 3600.0, gt=0)
+    console_retention_s: float = Field(7 * 24 * 3600.0, ge=0)
+    console_trusted_user_header: str | None = None
+    console_trusted_proxies: CommaList = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _trusted_header_needs_proxies(self) -> Settings:
+        if self.console_trusted_user_header and not self.console_trusted_proxies:
+            raise ValueError(
+                f"console_trusted_user_header {self.console_trusted_user_header!r} needs "
+                "console_trusted_proxies: the addresses of the proxies allowed to send it"
+            )
+        return self
 
     @field_validator("ae_title")
     @classmethod
@@ -182,6 +274,14 @@ class Settings(BaseModel):
     def _valid_destinations(cls, value: list[str]) -> list[str]:
         for entry in value:
             parse_destination(entry)
+        return value
+
+    @field_validator("delivery_rules")
+    @classmethod
+    def _valid_delivery_rules(
+        cls, value: list[DeliveryRule], info: ValidationInfo
+    ) -> list[DeliveryRule]:
+        resolve_rules(info.data.get("pacs", []), value)
         return value
 
     @field_validator("routing_file")
@@ -205,6 +305,12 @@ class Settings(BaseModel):
     def destinations(self) -> list[Destination]:
         """Parsed PACS destinations (empty: results are written as files only)."""
         return [parse_destination(p) for p in self.pacs]
+
+    @property
+    def rules(self) -> DeliveryRules:
+        """The delivery rules bound to the destinations (a destination without a rule of
+        its own gets its transport's default)."""
+        return resolve_rules(self.pacs, self.delivery_rules)
 
     @property
     def allowed_callers(self) -> list[AllowedCaller]:
@@ -260,6 +366,8 @@ def load_settings(
         for error in exc.errors():
             key = str(error["loc"][0]) if error["loc"] else "?"
             where = origin.get(key, key)
+            if len(error["loc"]) > 1:
+                where += " at " + ".".join(str(part) for part in error["loc"][1:])
             problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None
     if (settings.tls_cert is None) != (settings.tls_key is None):

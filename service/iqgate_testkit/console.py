@@ -97,7 +97,6 @@ def assessed_image(
         job_id,
         verdict=JobVerdict(verdict.value),
         report_path=str(report_path),
-        outputs=[],
-        destinations=[],
+        deliveries=[],
     )
     return str(ds.SOPInstanceUID)

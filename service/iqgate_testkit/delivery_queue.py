@@ -28,8 +28,7 @@ def spool_with_outputs(
         job_id,
         verdict=JobVerdict.FLAGGED,
         report_path=None,
-        outputs=outputs,
-        destinations=destinations,
+        deliveries=[(o, d) for o in outputs for d in destinations],
     )
     return spool
 

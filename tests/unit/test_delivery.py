@@ -51,8 +51,7 @@ def ready_spool(tmp_path) -> Spool:
         job_id,
         verdict=JobVerdict.PASS,
         report_path=None,
-        outputs=outputs,
-        destinations=[DESTINATION],
+        deliveries=[(o, d) for o in outputs for d in [DESTINATION]],
     )
     return spool
 

@@ -160,7 +160,7 @@ def test_purging_works_in_small_transactions(spool):
         ids.append(spool.accept(data, info).job_id)
     for job in spool.jobs.claim_received("w", 10, 60):
         spool.jobs.finish_assessment(
-            job.id, verdict=JobVerdict.PASS, report_path=None, outputs=[], destinations=[]
+            job.id, verdict=JobVerdict.PASS, report_path=None, deliveries=[]
         )
     assert spool.jobs.purge(0, chunk=2) == 5
     assert spool.query.jobs() == [] and files_in(spool) == [] and spool.query.used_bytes == 0

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.uid import ExplicitVRLittleEndian
 
 from iqgate.config import Settings
-from iqgate.node.ingest.header import instance_info
+from iqgate.node.ingest.header import instance_info, read_header
 from iqgate.node.ops.metrics import NodeMetrics
 from iqgate.node.outputs.uids import IQGATE_UID_ROOT
 from iqgate.node.pipeline.build import build_pipeline
@@ -39,6 +43,31 @@ def test_header_facts_survive_their_json_form() -> None:
     facts = HeaderFacts.from_dataset(ds)
     assert facts.image_type == ("ORIGINAL", "PRIMARY") and facts.manufacturers == ("ScannerCo",)
     assert HeaderFacts.from_json(facts.to_json()) == facts
+
+
+def test_the_receiving_header_read_sees_every_fact_routing_needs() -> None:
+    """The SCP reads only chosen attributes before the pixel data: those must include
+    every one :class:`HeaderFacts` takes, or a received image routes unlike its file."""
+    ds = make_image(modality="DX", seed=4)
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.SeriesDescription = "Thorax pa"
+    ds.StudyDescription = "Chest"
+    ds.ProtocolName = "CXR PA"
+    ds.Manufacturer = "ScannerCo"
+    region = Dataset()
+    region.CodeMeaning = "Chest"
+    ds.AnatomicRegionSequence = [region]
+    equipment = Dataset()
+    equipment.Manufacturer = "iqgate"
+    ds.ContributingEquipmentSequence = [equipment]
+    stream = DicomBytesIO()
+    stream.is_little_endian, stream.is_implicit_VR = True, False
+    write_dataset(stream, ds)
+    header = read_header(BytesIO(stream.getvalue()), ExplicitVRLittleEndian)
+    stored = HeaderFacts.from_json(instance_info(header.dataset, "SCANNER").header_facts)
+    assert stored == HeaderFacts.from_dataset(ds)
+    assert stored.photometric == "MONOCHROME2" and stored.body_part == "CHEST"
+    assert stored.anatomic_regions == ("Chest",) and stored.manufacturers == ("ScannerCo", "iqgate")
 
 
 def test_a_received_instance_keeps_its_header_facts_with_its_job(tmp_path: Path) -> None:

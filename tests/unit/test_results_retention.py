@@ -34,8 +34,7 @@ def assessed(spool: Spool, results: Path, n: int, *, age_s: float) -> tuple[int,
         job_id,
         verdict=JobVerdict.PASS,
         report_path=str(report),
-        outputs=[OutputFile("sr", sr, f"2.25.{n}.9")],
-        destinations=[DESTINATION],
+        deliveries=[(OutputFile("sr", sr, f"2.25.{n}.9"), DESTINATION)],
     )
     return job_id, folder
 

@@ -87,8 +87,7 @@ def test_results_are_delivered_per_destination_with_backoff_and_dead_letters(spo
         job_id,
         verdict=JobVerdict.FLAGGED,
         report_path="r.json",
-        outputs=outputs,
-        destinations=["A@h:1", "B@h:2"],
+        deliveries=[(o, d) for o in outputs for d in ["A@h:1", "B@h:2"]],
     )
     assert spool.query.job(job_id).state is JobState.RESULTS_READY
     for d in spool.deliveries.claim("A@h:1", 10, 60):
@@ -119,9 +118,7 @@ def test_without_destinations_a_job_is_delivered_at_once_and_purged_later(spool)
     job_id = spool.accept(b"x" * 100, info(1)).job_id
     path = spool.query.job(job_id).path
     spool.jobs.claim_received("w", 1, 60)
-    spool.jobs.finish_assessment(
-        job_id, verdict=JobVerdict.PASS, report_path=None, outputs=[], destinations=[]
-    )
+    spool.jobs.finish_assessment(job_id, verdict=JobVerdict.PASS, report_path=None, deliveries=[])
     assert spool.query.job(job_id).state is JobState.DELIVERED
     assert spool.jobs.purge(older_than_s=3600) == 0
     assert spool.jobs.purge(older_than_s=0) == 1
@@ -135,8 +132,7 @@ def test_series_groups_wait_until_quiet(spool, tmp_path):
             job.id,
             verdict=JobVerdict.PASS,
             report_path=None,
-            outputs=[],
-            destinations=["A@h:1"],
+            deliveries=[],
             series_group="5.5",
         )
     assert spool.jobs.quiet_series(0) == []  # one image of the series still queued
@@ -145,15 +141,14 @@ def test_series_groups_wait_until_quiet(spool, tmp_path):
         job.id,
         verdict=JobVerdict.PASS,
         report_path=None,
-        outputs=[],
-        destinations=["A@h:1"],
+        deliveries=[],
         series_group="5.5",
     )
     assert spool.jobs.quiet_series(3600) == []
     assert spool.jobs.quiet_series(0) == ["5.5"]
     group = spool.jobs.in_group("5.5", JobState.ASSESSED)
     spool.jobs.finish_group(
-        [j.id for j in group], [OutputFile("sr", tmp_path / "sr.dcm", "9.9")], ["A@h:1"]
+        [j.id for j in group], [(OutputFile("sr", tmp_path / "sr.dcm", "9.9"), "A@h:1")]
     )
     assert spool.jobs.quiet_series(0) == []
     for d in spool.deliveries.claim("A@h:1", 10, 60):

@@ -118,7 +118,7 @@ def test_explain_all_explains_passing_images_too(registries, phantom_frames):
 def test_a_passing_image_that_was_not_explained_has_no_peak_in_report_or_sr(
     registries, phantom_frames, tmp_path
 ):
-    from dicom_factory import make_image
+    from iqgate_testkit.dicom_factory import make_image
 
     _, onnx_registry = registries
     loaded = onnx_registry.models[0]

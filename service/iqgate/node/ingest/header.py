@@ -32,6 +32,16 @@ HEADER_KEYWORDS = (
     "Rows",
     "Columns",
     "BitsAllocated",
+    # the header facts routing needs (iqgate.routing_rules.HeaderFacts.from_dataset)
+    "PhotometricInterpretation",
+    "ImageType",
+    "BodyPartExamined",
+    "AnatomicRegionSequence",
+    "StudyDescription",
+    "SeriesDescription",
+    "ProtocolName",
+    "Manufacturer",
+    "ContributingEquipmentSequence",
 )
 """What the node reads of a received header; the other attributes travel on unread."""
 HEADER_TAGS: list[BaseTag | int] = [BaseTag(tag_for_keyword(k)) for k in HEADER_KEYWORDS]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from iqgate.node.ingest.header import (
     instance_problem,
     read_header,
 )
+from iqgate.node.ingest.tls import server_context
 from iqgate.node.ops.events import StageEvents
 from iqgate.node.ops.logs import get_logger
 from iqgate.node.store.spool import Spool
@@ -126,18 +126,6 @@ class StorageScp:
             ae.add_supported_context(sop_class, list(ACCEPTED_TRANSFER_SYNTAXES))
         return ae
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        s = self.settings
-        if not s.tls_enabled:
-            return None
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(str(s.tls_cert), str(s.tls_key))
-        if s.tls_ca is not None:
-            context.load_verify_locations(str(s.tls_ca))
-            context.verify_mode = ssl.CERT_REQUIRED
-        return context
-
     def start(self) -> None:
         """Start listening (in background threads); on a shared port with
         ``IQGATE_RECEIVE_PROCESSES`` > 1 (see :func:`ensure_port_free`)."""
@@ -154,7 +142,7 @@ class StorageScp:
         self._server = self.ae.make_server(
             (self.settings.host, self.settings.port),
             evt_handlers=handlers,
-            ssl_context=self._ssl_context(),
+            ssl_context=server_context(self.settings),
             server_class=server_class,
         )
         threading.Thread(

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
+from iqgate.delivery_rules import DeliveryRules
 from iqgate.node.ops.logs import get_logger
 from iqgate.node.outputs.results import ResultWriter, read_reports
 from iqgate.node.store.records import Job
 from iqgate.node.store.spool import Spool
-from iqgate.node.store.states import JobState
+from iqgate.node.store.states import JobState, JobVerdict
 
 log = get_logger("series")
 
@@ -36,13 +37,13 @@ class SeriesCompletion:
         self,
         spool: Spool,
         writer: ResultWriter,
-        destinations: Sequence[str],
+        rules: DeliveryRules,
         quiet_s: float,
         fail: Callable[[Job, str, str], None],
     ) -> None:
         self.spool = spool
         self.writer = writer
-        self.destinations = list(destinations)
+        self.rules = rules
         self.quiet_s = quiet_s
         self.fail = fail
 
@@ -65,7 +66,10 @@ class SeriesCompletion:
                 for job in jobs:
                     self.fail(job, "encode", f"series SR: {type(exc).__name__}: {exc}")
                 continue
-            self.spool.jobs.finish_group([job.id for job in jobs], [output], self.destinations)
+            flagged = any(job.verdict is JobVerdict.FLAGGED for job in jobs)
+            verdict = (JobVerdict.FLAGGED if flagged else JobVerdict.PASS).value
+            deliveries = self.rules.plan([output], verdict, jobs[0].modality, jobs[0].calling_ae)
+            self.spool.jobs.finish_group([job.id for job in jobs], deliveries)
             log.info("series_reported", series_uid=group, images=len(jobs))
         return bool(groups)
 

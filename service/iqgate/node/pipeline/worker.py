@@ -92,9 +92,9 @@ class AssessmentWorker:
         self.writer = pipeline.writer
         self.name = name
         self.policy = pipeline.policy
-        self._destinations = [str(d) for d in settings.destinations]
+        self.rules = settings.rules
         self.series = SeriesCompletion(
-            spool, pipeline.writer, self._destinations, settings.series_quiet_s, self._fail
+            spool, pipeline.writer, self.rules, settings.series_quiet_s, self._fail
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -216,6 +216,14 @@ class AssessmentWorker:
             return []
         return [OutputFile("original", job.path, job.sop_instance_uid)]
 
+    def _plan(
+        self, job: Job, verdict: JobVerdict, outputs: Sequence[OutputFile]
+    ) -> list[tuple[OutputFile, str]]:
+        """Where the delivery rules send an image's outputs; an image no rule takes is counted."""
+        if self.rules.unrouted(verdict.value, job.modality, job.calling_ae):
+            self.metrics.image_unrouted(verdict.value)
+        return self.rules.plan(outputs, verdict.value, job.modality, job.calling_ae)
+
     def _not_assessed(self, job: Job, label: str, reason: str) -> None:
         """Record a job as not assessed: counted by ``label``, logged and kept with ``reason``."""
         self.metrics.image_not_assessed(label)
@@ -229,8 +237,7 @@ class AssessmentWorker:
             job.id,
             verdict=JobVerdict.NOT_ASSESSED,
             report_path=None,
-            outputs=self._originals(job),
-            destinations=self._destinations,
+            deliveries=self._plan(job, JobVerdict.NOT_ASSESSED, self._originals(job)),
             reason=reason,
         )
 
@@ -291,8 +298,15 @@ class AssessmentWorker:
             job.id,
             verdict=verdict,
             report_path=str(results.report_path),
-            outputs=results.outputs + self._originals(job),
-            destinations=self._destinations,
+            deliveries=self._plan(
+                job,
+                verdict,
+                [
+                    *results.outputs,
+                    OutputFile("report", results.report_path, job.sop_instance_uid),
+                    *self._originals(job),
+                ],
+            ),
             series_group=job.series_uid if per_series else None,
         )
         self.metrics.image_assessed(

@@ -100,13 +100,13 @@ class JobTable:
         *,
         verdict: JobVerdict,
         report_path: str | None,
-        outputs: Sequence[OutputFile],
-        destinations: Sequence[str],
+        deliveries: Sequence[tuple[OutputFile, str]],
         series_group: str | None = None,
         reason: str | None = None,
     ) -> None:
         """Record a verdict (``reason``: why an image was not assessed); queue its
-        outputs, or wait for the series when grouped."""
+        ``deliveries`` ((output, destination) pairs, as the caller's rules chose), or
+        wait for the series when grouped."""
         with self._db.transaction() as db:
             move_job(
                 db,
@@ -117,7 +117,7 @@ class JobTable:
                 series_group=series_group,
                 reason=reason,
             )
-            _queue(db, job_id, outputs, destinations)
+            _queue(db, job_id, deliveries)
             if series_group is None:
                 _ready(db, [job_id])
 
@@ -154,11 +154,12 @@ class JobTable:
         return [Job.from_row(r, self._root) for r in rows]
 
     def finish_group(
-        self, job_ids: Sequence[int], outputs: Sequence[OutputFile], destinations: Sequence[str]
+        self, job_ids: Sequence[int], deliveries: Sequence[tuple[OutputFile, str]]
     ) -> None:
-        """Queue a series' shared outputs and mark its jobs' results ready."""
+        """Queue a series' shared outputs ((output, destination) pairs) and mark its jobs'
+        results ready."""
         with self._db.transaction() as db:
-            _queue(db, job_ids[0], outputs, destinations)
+            _queue(db, job_ids[0], deliveries)
             _ready(db, job_ids)
 
     def resume(self) -> int:
@@ -233,25 +234,23 @@ class JobTable:
 def _queue(
     db: sqlite3.Connection,
     job_id: int,
-    outputs: Sequence[OutputFile],
-    destinations: Sequence[str],
+    deliveries: Sequence[tuple[OutputFile, str]],
 ) -> None:
     now = time.time()
-    for output in outputs:
-        for destination in destinations:
-            db.execute(
-                "INSERT OR IGNORE INTO deliveries (job_id, kind, path, sop_instance_uid, "
-                "destination, state, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    output.kind,
-                    str(output.path),
-                    output.sop_instance_uid,
-                    destination,
-                    DeliveryState.PENDING.value,
-                    now,
-                ),
-            )
+    for output, destination in deliveries:
+        db.execute(
+            "INSERT OR IGNORE INTO deliveries (job_id, kind, path, sop_instance_uid, "
+            "destination, state, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                output.kind,
+                str(output.path),
+                output.sop_instance_uid,
+                destination,
+                DeliveryState.PENDING.value,
+                now,
+            ),
+        )
 
 
 def _ready(db: sqlite3.Connection, job_ids: Sequence[int]) -> None:
