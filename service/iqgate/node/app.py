@@ -41,8 +41,13 @@ from types import FrameType
 
 from iqgate.config import Settings
 from iqgate.errors import IqgateError
+from iqgate.node.console.index import INDEX_NAME
+from iqgate.node.console.metrics import FeedbackCollector, read_feedback_counts
+from iqgate.node.delivery.retention import purge_results
 from iqgate.node.ingest.recovery import recover_files
 from iqgate.node.ingest.scp import StorageScp, ensure_port_free
+from iqgate.node.ingest.stowrs import stow_server
+from iqgate.node.ops.events import StageEvents
 from iqgate.node.ops.http import OperationsServer, operations_routes
 from iqgate.node.ops.logs import configure_logging, get_logger
 from iqgate.node.ops.metrics import NodeMetrics
@@ -55,6 +60,7 @@ PIPELINE_NICE = 10
 """Niceness of the pipeline process: on a small host the C-STORE handlers win the CPU."""
 PIPELINE_PROCESS_NAME = "iqgate-pipeline"
 RECEIVER_PROCESS_NAME = "iqgate-receiver"
+CONSOLE_PROCESS_NAME = "iqgate-console"
 """Process names (``ps``, /proc/PID/comm) of the pipeline and of extra receivers."""
 START_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 60.0
@@ -175,6 +181,14 @@ def open_spool(settings: Settings) -> Spool:
     )
 
 
+def lower_priority() -> None:
+    """Run this process at :data:`PIPELINE_NICE` (the receiving process wins the CPU)."""
+    try:
+        os.nice(PIPELINE_NICE)
+    except OSError:
+        pass
+
+
 def _enter_child(settings: Settings, parent_pid: int, name: str) -> None:
     """What every child process does first: die with the node, take its name, log."""
     die_with_parent(parent_pid)
@@ -212,10 +226,7 @@ def run_pipeline(
 ) -> None:
     """Entry point of the pipeline process: assess, deliver and purge until stopped."""
     _enter_child(settings, parent_pid, PIPELINE_PROCESS_NAME)
-    try:
-        os.nice(PIPELINE_NICE)
-    except OSError:
-        pass
+    lower_priority()
     metrics = RelayedEvents(events)
     try:
         _serve_pipeline(settings, stop, ready, metrics)
@@ -224,6 +235,22 @@ def run_pipeline(
         sys.exit(2)
     finally:
         metrics.flush()
+
+
+def run_console(
+    settings: Settings,
+    stop: ProcessEvent,
+    ready: ProcessEvent,
+    events: Queue[list[RelayedEvent] | None],
+    parent_pid: int,
+) -> None:
+    """Entry point of the console process (``IQGATE_CONSOLE_PORT``), at the pipeline's
+    CPU priority: its web server and spool follower (:mod:`iqgate.node.console`)."""
+    from iqgate.node.console.server import serve_console
+
+    _enter_child(settings, parent_pid, CONSOLE_PROCESS_NAME)
+    lower_priority()
+    serve_console(settings, stop, ready)
 
 
 def _serve_pipeline(
@@ -239,7 +266,10 @@ def _serve_pipeline(
     forwarders = delivery_loops(settings, spool, metrics)
     finished = threading.Event()
     housekeeping = threading.Thread(
-        target=_housekeep, args=(settings, spool, finished), name="housekeeping", daemon=True
+        target=_housekeep,
+        args=(settings, spool, metrics, finished),
+        name="housekeeping",
+        daemon=True,
     )
     worker.start()
     for forwarder in forwarders:
@@ -258,13 +288,22 @@ def _serve_pipeline(
     log.info("pipeline_stopped")
 
 
-def _housekeep(settings: Settings, spool: Spool, finished: threading.Event) -> None:
+def _housekeep(
+    settings: Settings, spool: Spool, metrics: StageEvents, finished: threading.Event
+) -> None:
     while not finished.wait(settings.housekeeping_interval_s):
         try:
             spool.jobs.release_expired_leases()
             purged = spool.jobs.purge(settings.retention_s)
             if purged:
                 log.info("purged", jobs=purged)
+            if settings.results_retention_s is not None:
+                results = purge_results(
+                    spool.query, settings.results_dir, settings.results_retention_s
+                )
+                if results.files:
+                    metrics.results_purged(results.files, results.size_bytes)
+                    log.info("results_purged", files=results.files, size_bytes=results.size_bytes)
         except Exception:
             log.exception("housekeeping_error")
 
@@ -276,18 +315,28 @@ class Node:
         self.settings = settings
         self.spool = open_spool(settings)
         self.metrics = NodeMetrics(self.spool.query)
+        console_index = settings.console_dir / INDEX_NAME
+        self.metrics.registry.register(
+            FeedbackCollector(lambda: read_feedback_counts(console_index))
+        )
         self.pipeline = ChildProcess("pipeline", run_pipeline, settings, self.metrics)
         self.scp = StorageScp(settings, self.spool, self.metrics)
         self.receivers = [
             ChildProcess(f"receiver-{index}", run_receiver, settings, self.metrics)
             for index in range(1, settings.receive_processes)
         ]
-        self.children = [self.pipeline, *self.receivers]
+        self.console = (
+            None
+            if settings.console_port is None
+            else ChildProcess("console", run_console, settings, self.metrics)
+        )
+        self.children = [self.pipeline, *self.receivers, *([self.console] if self.console else [])]
         self.http = OperationsServer(
             settings.http_host,
             settings.http_port,
             operations_routes(self.metrics, self.healthy, self.ready),
         )
+        self.stow = stow_server(settings, self.spool, self.metrics)
         self._started = False
         self._stop = threading.Event()
 
@@ -320,8 +369,13 @@ class Node:
         self.http.start()
         self.pipeline.start()
         self.scp.start()
+        if self.stow is not None:
+            self.stow.start()
+            log.info("stow_listening", host=self.settings.stow_host, port=self.stow.port)
         for receiver in self.receivers:
             receiver.start()
+        if self.console is not None:
+            self.console.start()
         self._started = True
         self.metrics.ready.set(1)
 
@@ -341,8 +395,12 @@ class Node:
         self.metrics.ready.set(0)
         self._started = False
         self.scp.stop()
+        if self.stow is not None:
+            self.stow.stop()
         for receiver in self.receivers:
             receiver.stop()
+        if self.console is not None:
+            self.console.stop()
         self.pipeline.stop()
         self.http.stop()
         log.info("stopped")
