@@ -51,6 +51,7 @@ class Job:
     @classmethod
     def from_row(cls, row: sqlite3.Row, root: Path) -> Job:
         """The job of a ``jobs`` row; its file path made absolute under ``root``."""
+        columns = row.keys()  # a Row's own "in" looks at its values
         return cls(
             id=row["id"],
             sop_instance_uid=row["sop_instance_uid"],
@@ -69,7 +70,7 @@ class Job:
             attempts=row["attempts"],
             received_at=row["received_at"],
             finished_at=row["finished_at"],
-            header_facts=row["header_facts"] if "header_facts" in row.keys() else None,
+            header_facts=row["header_facts"] if "header_facts" in columns else None,
         )
 
 
