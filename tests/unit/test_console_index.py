@@ -9,6 +9,7 @@ import pytest
 from iqgate.node.console.feedback import Box, FeedbackKind, parse_boxes, training_label
 from iqgate.node.console.follower import SpoolFollower
 from iqgate.node.console.index import ConsoleIndex, IndexedImage, WorklistFilter
+from iqgate.node.ops.redaction import REDACTOR
 from iqgate.node.store.spool import Spool
 from iqgate_testkit.console import assessed_image
 
@@ -61,6 +62,7 @@ def test_the_follower_indexes_each_assessed_image_once_with_its_header(tmp_path,
     assert oldest.flagged and oldest.peak == (40.0, 30.0) and oldest.patient_name == "PHANTOM^TEST"
     assert (tmp_path / "images" / f"{flagged}.dcm").read_bytes()[128:132] == b"DICM"
     assert index.last_added == newest.id
+    assert REDACTOR.redact("phantom seen") == "[redacted] seen"
 
 
 def test_kept_copies_outlive_the_spool_and_expire_without_feedback(tmp_path, index):
@@ -139,3 +141,22 @@ def test_boxes_are_parsed_ordered_and_clipped_to_the_frame():
 )
 def test_feedback_gives_the_training_label(kind, flagged, label):
     assert training_label(kind, flagged) == label
+
+
+def test_live_rows_from_memory_match_the_rows_read_from_the_file(tmp_path, index):
+    for number in range(8):
+        index.add(_image(number, verdict="flagged" if number % 3 else "pass", ae=f"AE{number % 2}"))
+    reopened = ConsoleIndex(tmp_path / "console.sqlite3")
+    try:
+        for after, filters in (
+            (0, WorklistFilter()),
+            (3, WorklistFilter(verdict="flagged")),
+            (2, WorklistFilter(scanner="AE1", verdict="pass")),
+            (8, WorklistFilter()),
+        ):
+            from_memory = [i.sop_instance_uid for i in index.newer_than(after, filters)]
+            from_file = [i.sop_instance_uid for i in reopened.newer_than(after, filters)]
+            assert from_memory == from_file, (after, filters)
+        assert len(index.newer_than(0, WorklistFilter(verdict="flagged"))) == 5
+    finally:
+        reopened.close()

@@ -23,6 +23,7 @@ from pydicom.errors import InvalidDicomError
 
 from iqgate.node.console.index import ConsoleIndex, IndexedImage
 from iqgate.node.ops.logs import get_logger
+from iqgate.node.ops.redaction import REDACTOR
 from iqgate.node.outputs.report import AssessmentReport
 from iqgate.node.outputs.results import read_reports
 from iqgate.node.store.database import DATABASE_NAME, Database
@@ -63,8 +64,11 @@ def indexed_image(
     job: Job, report: AssessmentReport, kept: Path | None, overlay: Path | None
 ) -> IndexedImage:
     """What the index records of ``job`` assessed as ``report``; the header is read from
-    the kept copy (patient and scanner fields stay empty without one)."""
+    the kept copy (patient and scanner fields stay empty without one); its patient
+    identifiers join this process's log redaction."""
     header = dcmread(kept, stop_before_pixels=True) if kept else None
+    if header is not None:
+        REDACTOR.remember_dataset(header)
     return IndexedImage(
         id=0,
         sop_instance_uid=job.sop_instance_uid,

@@ -15,9 +15,10 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from iqgate.node.console.feedback import Box, FeedbackKind
@@ -74,6 +75,8 @@ FEEDBACK_COUNTS = (
 )
 """Images per model and feedback kind (for the metrics, read by another process too)."""
 PAGE_SIZE = 50
+RECENT = 1000
+"""Newest images kept in memory for the live updates (older ones are read from the file)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,15 @@ class WorklistFilter:
     since: float | None = None
     """Only images assessed at or after this time (seconds since the epoch)."""
 
+    def matches(self, image: IndexedImage) -> bool:
+        """Whether ``image`` passes the filters (as :meth:`where` selects in SQL)."""
+        return (
+            (not self.scanner or self.scanner in (image.calling_ae, image.station_name))
+            and (not self.verdict or image.verdict == self.verdict)
+            and (not self.model or image.model == self.model)
+            and (self.since is None or image.assessed_at >= self.since)
+        )
+
     def where(self) -> tuple[str, list[object]]:
         """The SQL condition and its parameters."""
         clauses: list[str] = []
@@ -200,6 +212,7 @@ class ConsoleIndex:
         self._lock = threading.Lock()
         self.last_added = self.latest_id()
         """The id of the newest image, kept in memory for the live updates to poll."""
+        self._recent: deque[IndexedImage] = deque(maxlen=RECENT)
 
     def close(self) -> None:
         """Close the connection."""
@@ -241,6 +254,7 @@ class ConsoleIndex:
             added = cursor.rowcount == 1
             if added:
                 self.last_added = int(cursor.lastrowid or self.last_added)
+                self._recent.append(replace(image, id=self.last_added))
         return added
 
     def page(
@@ -258,7 +272,13 @@ class ConsoleIndex:
         return Page(images, images[-1].id if len(rows) > size else None)
 
     def newer_than(self, after: int, filters: WorklistFilter) -> list[IndexedImage]:
-        """Images indexed after the ``after`` id that match ``filters``, oldest first."""
+        """Images indexed after the ``after`` id that match ``filters``, oldest first (at
+        most a page); from memory when it holds them all, so that many open live streams
+        cost no query each."""
+        with self._lock:
+            recent = list(self._recent)
+        if after >= self.last_added or (recent and recent[0].id <= after + 1):
+            return [i for i in recent if i.id > after and filters.matches(i)][:PAGE_SIZE]
         where, values = filters.where()
         rows = self._query(
             f"{_SELECT} WHERE images.id > ? AND {where} ORDER BY images.id LIMIT ?",

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -41,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from iqgate.node.console.audit import AuditLog
 from iqgate.node.console.export import export_feedback
 from iqgate.node.console.feedback import FeedbackKind, parse_boxes
-from iqgate.node.console.index import ConsoleIndex, IndexedImage, WorklistFilter
+from iqgate.node.console.index import PAGE_SIZE, ConsoleIndex, IndexedImage, WorklistFilter
 from iqgate.node.console.pictures import frame_png, overlay_png
 from iqgate.node.console.security import (
     Access,
@@ -198,7 +199,9 @@ async def worklist(request: Request, console: Console, user: User) -> Response:
     )
 
 
+@lru_cache(maxsize=1024)
 def _row_html(image: IndexedImage, query: str) -> str:
+    """A worklist row (rendered once per image and filter for all open live streams)."""
     return templates.get_template("row.html").render(image=image, query=query)
 
 
@@ -219,7 +222,7 @@ async def live(request: Request, console: Console, user: User) -> Response:
                 for image in images:
                     data = json.dumps({"id": image.id, "html": _row_html(image, query)})
                     yield f"event: image\ndata: {data}\n\n"
-                after = images[-1].id if len(images) == 50 else latest
+                after = images[-1].id if len(images) == PAGE_SIZE else latest
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since > KEEPALIVE_S:
                 yield ": keepalive\n\n"
