@@ -27,13 +27,22 @@ from multiprocessing.sharedctypes import SynchronizedArray as Array
 from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 
+from iqgate.node.app import CONSOLE_PROCESS_NAME
 from iqgate_testkit.node_speed.measurements import SYNTAXES, saturated_phase, say, write_corpus
-from iqgate_testkit.peers import free_port, http_get, start_node, wait_for
-from iqgate_testkit.soak.harness import kill_node, push
+from iqgate_testkit.peers import NodeProcess, free_port, http_get, start_node, wait_for
+from iqgate_testkit.soak.harness import cpu_seconds, descendant_pids, kill_node, push
 
 MODES = ("none", "live")
-FIGURES = ("push_images_per_s", "images_per_s", "latency_p50_s", "latency_p99_s")
-"""Receive rate (storescu), end-to-end rate, and receipt-to-result latency."""
+FIGURES = (
+    "push_images_per_s",
+    "images_per_s",
+    "latency_p50_s",
+    "latency_p99_s",
+    "node_cpu_ms_per_image",
+    "console_cpu_ms_per_image",
+)
+"""Receive rate (storescu), end-to-end rate, receipt-to-result latency, and CPU time per
+image of the whole node and of its console process (less noisy than rates on a busy host)."""
 USER_HEADER = "X-Forwarded-User"
 ROWS_TIMEOUT_S = 30.0
 """How long the consoles may take to show the last rows once every result is written."""
@@ -58,6 +67,14 @@ def run_consoles(url: str, counts: Array, stop: ProcessEvent) -> None:
     for thread in threads:
         thread.start()
     stop.wait()
+
+
+def console_pid(node: NodeProcess) -> int:
+    """The node's console process (named ``iqgate-console``)."""
+    for pid in descendant_pids(node.process.pid):
+        if Path(f"/proc/{pid}/comm").read_text().strip() == CONSOLE_PROCESS_NAME:
+            return pid
+    raise RuntimeError(f"the node {node.process.pid} has no {CONSOLE_PROCESS_NAME} process")
 
 
 def main() -> int:
@@ -93,6 +110,7 @@ def main() -> int:
     results: dict[str, list[dict[str, object]]] = {mode: [] for mode in MODES}
     try:
         wait_for(lambda: http_get(f"{base}/healthz")[0] == 200, 60, "the console")
+        console = console_pid(node)
         warmup = next(iter(corpora.values())).warmup
         push([warmup], node.port)
         jobs = 1
@@ -110,7 +128,11 @@ def main() -> int:
                     viewers.start()
                     time.sleep(2)  # the streams are open
                 say(f"round {r + 1}, {mode}: {args.images} images from {args.clients} storescu")
+                console_cpu = cpu_seconds(console)
                 figures = saturated_phase(node, corpus, args.clients, jobs)
+                figures["console_cpu_ms_per_image"] = round(
+                    1000 * (cpu_seconds(console) - console_cpu) / args.images, 2
+                )
                 jobs += args.images
                 if figures["results"] != args.images:
                     raise RuntimeError(

@@ -222,7 +222,8 @@ async def live(request: Request, console: Console, user: User) -> Response:
                 for image in images:
                     data = json.dumps({"id": image.id, "html": _row_html(image, query)})
                     yield f"event: image\ndata: {data}\n\n"
-                after = images[-1].id if len(images) == PAGE_SIZE else latest
+                newest = images[-1].id if images else latest
+                after = newest if len(images) == PAGE_SIZE else max(latest, newest)
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since > KEEPALIVE_S:
                 yield ": keepalive\n\n"
