@@ -19,15 +19,19 @@ import argparse
 import json
 import multiprocessing
 import os
+import sqlite3
 import statistics
 import threading
 import time
 import urllib.request
+from contextlib import closing
+from functools import partial
 from multiprocessing.sharedctypes import SynchronizedArray as Array
 from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 
 from iqgate.node.app import CONSOLE_PROCESS_NAME
+from iqgate.node.console.index import INDEX_NAME
 from iqgate_testkit.node_speed.measurements import SYNTAXES, saturated_phase, say, write_corpus
 from iqgate_testkit.peers import NodeProcess, free_port, http_get, start_node, wait_for
 from iqgate_testkit.soak.harness import cpu_seconds, descendant_pids, kill_node, push
@@ -44,6 +48,10 @@ FIGURES = (
 """Receive rate (storescu), end-to-end rate, receipt-to-result latency, and CPU time per
 image of the whole node and of its console process (less noisy than rates on a busy host)."""
 USER_HEADER = "X-Forwarded-User"
+SEED = 1000
+"""Corpus seeds are SEED + 10 * round + mode: all four digits, since the phantoms' UIDs
+hash the seed and the sample index written one after the other (seeds 1 and 11 would
+give samples 10 and 0 the same UIDs)."""
 ROWS_TIMEOUT_S = 30.0
 """How long the consoles may take to show the last rows once every result is written."""
 
@@ -67,6 +75,18 @@ def run_consoles(url: str, counts: Array, stop: ProcessEvent) -> None:
     for thread in threads:
         thread.start()
     stop.wait()
+
+
+def newest_row(index_path: Path) -> int:
+    """The newest row of the console's index (rows are numbered from 1 as images are
+    indexed), so a console that connects late still receives every row after it."""
+    with closing(sqlite3.connect(f"file:{index_path}?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM images").fetchone()[0])
+
+
+def indexed(index_path: Path, images: int) -> bool:
+    """Whether the console's index holds ``images`` rows (every image the node assessed)."""
+    return newest_row(index_path) >= images
 
 
 def console_pid(node: NodeProcess) -> int:
@@ -99,7 +119,7 @@ def main() -> int:
     syntax = SYNTAXES["uncompressed"]
     corpora = {
         (r, mode): write_corpus(
-            args.work / "corpus", syntax, saturated=args.images, paced=0, seed=10 * r + m
+            args.work / "corpus", syntax, saturated=args.images, paced=0, seed=SEED + 10 * r + m
         )
         for r in range(args.rounds)
         for m, mode in enumerate(MODES)
@@ -111,6 +131,7 @@ def main() -> int:
     try:
         wait_for(lambda: http_get(f"{base}/healthz")[0] == 200, 60, "the console")
         console = console_pid(node)
+        index_path = args.work / "node" / "console" / INDEX_NAME
         warmup = next(iter(corpora.values())).warmup
         push([warmup], node.port)
         jobs = 1
@@ -121,10 +142,10 @@ def main() -> int:
                 corpus = corpora[(r, mode)]
                 stop, counts = context.Event(), context.Array("i", args.consoles)
                 viewers = None
+                wait_for(partial(indexed, index_path, jobs), 60, "the console's index")
                 if mode == "live":
-                    viewers = context.Process(
-                        target=run_consoles, args=(f"{base}/live", counts, stop)
-                    )
+                    url = f"{base}/live?after={newest_row(index_path)}"
+                    viewers = context.Process(target=run_consoles, args=(url, counts, stop))
                     viewers.start()
                     time.sleep(2)  # the streams are open
                 say(f"round {r + 1}, {mode}: {args.images} images from {args.clients} storescu")
