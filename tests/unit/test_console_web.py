@@ -98,6 +98,13 @@ def test_pages_redirect_to_the_login_and_hide_patient_data(console):
     assert PATIENT not in client.get("/login").text
 
 
+def test_the_login_page_says_how_to_add_the_first_user(console):
+    assert "no-users" not in client_for(console).get("/login").text
+    for name in (ADMIN[0], TECH[0]):
+        console.access.users.remove(name)
+    assert "iqgate users add" in client_for(console).get("/login").text
+
+
 def test_a_wrong_password_is_refused_and_audited(console):
     client = client_for(console)
     answer = client.post(

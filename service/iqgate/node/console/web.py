@@ -140,7 +140,10 @@ def guarded(handler: Handler, *, admin: bool = False) -> Callable[[Request], Awa
 
 
 async def login_page(request: Request) -> Response:
-    return _page(request, "login.html", None, next=request.query_params.get("next", "/"))
+    console: Console = request.app.state.console
+    no_users = not await run_in_threadpool(console.access.users.users)
+    target = request.query_params.get("next", "/")
+    return _page(request, "login.html", None, next=target, no_users=no_users)
 
 
 async def login(request: Request) -> Response:
