@@ -105,6 +105,17 @@ def test_the_login_page_says_how_to_add_the_first_user(console):
     assert "iqgate users add" in client_for(console).get("/login").text
 
 
+@pytest.mark.parametrize("target", ["https://evil.test/", "//evil.test/", "/\\evil.test/"])
+def test_the_login_redirects_only_within_the_console(console, target):
+    client = client_for(console)
+    answer = client.post(
+        "/login",
+        data={"user": ADMIN[0], "password": ADMIN[1], "csrf": csrf_of(client), "next": target},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/"
+
+
 def test_a_wrong_password_is_refused_and_audited(console):
     client = client_for(console)
     answer = client.post(

@@ -140,6 +140,7 @@ def guarded(handler: Handler, *, admin: bool = False) -> Callable[[Request], Awa
 
 
 async def login_page(request: Request) -> Response:
+    """The login form (with the session's CSRF token)."""
     console: Console = request.app.state.console
     no_users = not await run_in_threadpool(console.access.users.users)
     target = request.query_params.get("next", "/")
@@ -147,14 +148,15 @@ async def login_page(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    """Check the CSRF token and the password; start a session or say it failed."""
     console: Console = request.app.state.console
     if not await csrf_valid(request):
         return PlainTextResponse("missing or wrong CSRF token; reload the page\n", 403)
     form = await request.form()
     name, password = str(form.get("user", "")), str(form.get("password", ""))
     target = str(form.get("next", "/"))
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
+    if not target.startswith("/") or target.startswith(("//", "/\\")):
+        target = "/"  # only paths of this site: no redirect elsewhere after the login
     user = await run_in_threadpool(console.access.users.authenticate, name, password)
     if user is None:
         console.audit.record("login_failed", name)
@@ -165,6 +167,7 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request, console: Console, user: User) -> Response:
+    """End the session."""
     log_out(request)
     console.audit.record("logout", user.name)
     return RedirectResponse("/login", 303)
@@ -187,6 +190,7 @@ def _filter_query(request: Request) -> str:
 
 
 async def worklist(request: Request, console: Console, user: User) -> Response:
+    """One page of the worklist under the query's filters."""
     before = request.query_params.get("before", "")
     page = console.index.page(_filters(request), int(before) if before.isdigit() else None)
     return _page(
@@ -241,6 +245,7 @@ def _indexed(console: Console, request: Request) -> IndexedImage | None:
 
 
 async def image_view(request: Request, console: Console, user: User) -> Response:
+    """The image view (audited)."""
     image = _indexed(console, request)
     if image is None:
         return PlainTextResponse("no such image in the console\n", 404)
@@ -259,6 +264,7 @@ async def image_view(request: Request, console: Console, user: User) -> Response
 
 
 async def frame(request: Request, console: Console, user: User) -> Response:
+    """The kept frame as a PNG."""
     image = _indexed(console, request)
     if image is None or not image.image_path or not Path(image.image_path).exists():
         return PlainTextResponse("the DICOM file of this image is no longer kept\n", 404)
@@ -266,6 +272,7 @@ async def frame(request: Request, console: Console, user: User) -> Response:
 
 
 async def overlay(request: Request, console: Console, user: User) -> Response:
+    """The saliency overlay as a PNG."""
     image = _indexed(console, request)
     if image is None or not image.overlay_path or not Path(image.overlay_path).exists():
         return PlainTextResponse("this image has no saliency overlay\n", 404)
@@ -274,6 +281,7 @@ async def overlay(request: Request, console: Console, user: User) -> Response:
 
 
 async def give_feedback(request: Request, console: Console, user: User) -> Response:
+    """Record (or change) the user's feedback on an image."""
     image = _indexed(console, request)
     if image is None:
         return PlainTextResponse("no such image in the console\n", 404)
@@ -296,6 +304,7 @@ async def give_feedback(request: Request, console: Console, user: User) -> Respo
 
 
 async def admin_page(request: Request, console: Console, user: User) -> Response:
+    """Failed jobs and dead letters."""
     failed = await run_in_threadpool(console.spool.query.jobs, [JobState.FAILED])
     dead = await run_in_threadpool(console.spool.query.dead_letters)
     return _page(
@@ -309,6 +318,7 @@ async def admin_page(request: Request, console: Console, user: User) -> Response
 
 
 async def retry(request: Request, console: Console, user: User) -> Response:
+    """Requeue one failed job (or all) and revive its dead letters."""
     job = str((await request.form()).get("job", ""))
     count = await run_in_threadpool(console.spool.jobs.retry, int(job) if job.isdigit() else None)
     console.audit.record("retry", user.name, job=job or "all", requeued=count)
@@ -316,17 +326,20 @@ async def retry(request: Request, console: Console, user: User) -> Response:
 
 
 async def purge(request: Request, console: Console, user: User) -> Response:
+    """Remove the failed jobs and their spool files."""
     count = await run_in_threadpool(console.spool.jobs.purge, 0.0, states=[JobState.FAILED])
     console.audit.record("purge", user.name, purged=count)
     return RedirectResponse(f"/admin?done=purged+{count}", 303)
 
 
 async def export_page(request: Request, console: Console, user: User) -> Response:
+    """How many images an export would hold."""
     count = len(await run_in_threadpool(console.index.with_feedback))
     return _page(request, "export.html", user, count=count, result=None)
 
 
 async def export(request: Request, console: Console, user: User) -> Response:
+    """Export the images with feedback (audited per image)."""
     result = await run_in_threadpool(export_feedback, console.index, console.exports_dir)
     for uid in result.sop_instance_uids:
         console.audit.record("export", user.name, uid, folder=result.folder.name)
@@ -334,6 +347,7 @@ async def export(request: Request, console: Console, user: User) -> Response:
 
 
 async def download(request: Request, console: Console, user: User) -> Response:
+    """The zip of an export."""
     name = request.path_params["name"]
     path = console.exports_dir / name
     if not EXPORT_NAME.match(name) or not path.is_file():
@@ -342,6 +356,7 @@ async def download(request: Request, console: Console, user: User) -> Response:
 
 
 async def healthz(request: Request) -> Response:
+    """Liveness, without login."""
     return PlainTextResponse("ok\n")
 
 
