@@ -85,6 +85,8 @@ def test_filters_select_by_scanner_verdict_and_model(index):
     assert len(index.page(WorklistFilter(verdict="flagged")).images) == 3
     assert [i.calling_ae for i in index.page(WorklistFilter(scanner="AE1")).images] == ["AE1"] * 2
     assert index.page(WorklistFilter(model="other")).images == []
+    assert len(index.page(WorklistFilter(study="1.2.3")).images) == 6
+    assert index.page(WorklistFilter(study="1.2.4")).images == []
     assert index.page(WorklistFilter(since=time.time() + 60)).images == []
     assert index.choices() == {"scanners": ["AE0", "AE1", "AE2"], "models": ["tiny-cxr"]}
 
@@ -153,6 +155,7 @@ def test_live_rows_from_memory_match_the_rows_read_from_the_file(tmp_path, index
             (3, WorklistFilter(verdict="flagged")),
             (2, WorklistFilter(scanner="AE1", verdict="pass")),
             (8, WorklistFilter()),
+            (1, WorklistFilter(study="1.2.3", verdict="flagged")),
         ):
             from_memory = [i.sop_instance_uid for i in index.newer_than(after, filters)]
             from_file = [i.sop_instance_uid for i in reopened.newer_than(after, filters)]

@@ -55,6 +55,7 @@ CREATE INDEX IF NOT EXISTS images_model ON images(model, id);
 CREATE INDEX IF NOT EXISTS images_ae ON images(calling_ae, id);
 CREATE INDEX IF NOT EXISTS images_station ON images(station_name, id);
 CREATE INDEX IF NOT EXISTS images_time ON images(assessed_at);
+CREATE INDEX IF NOT EXISTS images_study ON images(study_uid, id);
 CREATE TABLE IF NOT EXISTS feedback (
     sop_instance_uid TEXT PRIMARY KEY REFERENCES images(sop_instance_uid),
     kind TEXT NOT NULL,
@@ -149,6 +150,8 @@ class WorklistFilter:
     """A calling AE title or a Station Name."""
     verdict: str = ""
     model: str = ""
+    study: str = ""
+    """A Study Instance UID."""
     since: float | None = None
     """Only images assessed at or after this time (seconds since the epoch)."""
 
@@ -158,6 +161,7 @@ class WorklistFilter:
             (not self.scanner or self.scanner in (image.calling_ae, image.station_name))
             and (not self.verdict or image.verdict == self.verdict)
             and (not self.model or image.model == self.model)
+            and (not self.study or image.study_uid == self.study)
             and (self.since is None or image.assessed_at >= self.since)
         )
 
@@ -174,6 +178,9 @@ class WorklistFilter:
         if self.model:
             clauses.append("images.model = ?")
             values.append(self.model)
+        if self.study:
+            clauses.append("images.study_uid = ?")
+            values.append(self.study)
         if self.since is not None:
             clauses.append("images.assessed_at >= ?")
             values.append(self.since)

@@ -60,7 +60,7 @@ HERE = Path(__file__).parent
 LIVE_POLL_S = 0.25
 """How often a live-update stream looks for new images (an in-memory read)."""
 KEEPALIVE_S = 15.0
-FILTER_KEYS = ("scanner", "verdict", "model", "hours")
+FILTER_KEYS = ("scanner", "verdict", "model", "study", "hours")
 """Query parameters of the worklist's filters (kept on the image view's links)."""
 EXPORT_NAME = re.compile(r"^export-[0-9TZ]+\.zip$")
 SECURITY_HEADERS = [
@@ -180,6 +180,7 @@ def _filters(request: Request) -> WorklistFilter:
         scanner=query.get("scanner", ""),
         verdict=query.get("verdict", ""),
         model=query.get("model", ""),
+        study=query.get("study", ""),
         since=time.time() - float(hours) * 3600.0 if hours.replace(".", "", 1).isdigit() else None,
     )
 
