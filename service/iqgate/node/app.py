@@ -250,6 +250,7 @@ def run_console(
 
     _enter_child(settings, parent_pid, CONSOLE_PROCESS_NAME)
     lower_priority()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the node, which stops this
     serve_console(settings, stop, ready)
 
 
