@@ -190,7 +190,9 @@ def lower_priority() -> None:
 
 
 def _enter_child(settings: Settings, parent_pid: int, name: str) -> None:
-    """What every child process does first: die with the node, take its name, log."""
+    """What every child process does first: die with the node, take its name, log, and
+    leave Ctrl-C to the main process (which stops the children through their events)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent_pid)
     name_process(name)
     configure_logging(settings.log_level)
@@ -250,7 +252,6 @@ def run_console(
 
     _enter_child(settings, parent_pid, CONSOLE_PROCESS_NAME)
     lower_priority()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the node, which stops this
     serve_console(settings, stop, ready)
 
 

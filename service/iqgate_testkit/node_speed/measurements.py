@@ -173,7 +173,9 @@ def _write_phantom(
     target, syntax, seed, positive_fraction, count, index = job
     sample = generate("cxr", count, seed=seed, positive_fraction=positive_fraction)[index]
     ds = phantom_dataset(sample, syntax.uid)
-    entropy = ["iqgate-node-bench", syntax.name, str(seed), str(sample.index)]
+    # generate_uid joins its sources without a separator: label each so seed 1 index 10
+    # and seed 11 index 0 differ
+    entropy = ["iqgate-node-bench", syntax.name, f"seed={seed}", f"index={sample.index}"]
     ds.SOPInstanceUID = generate_uid(entropy_srcs=[*entropy, "instance"])
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.StudyInstanceUID = generate_uid(entropy_srcs=[*entropy, "study"])
