@@ -48,7 +48,8 @@ class SplitMetrics(BaseModel):
 
     images: int
     accuracy: float
-    auc: float
+    auc: float | None
+    """None when the split holds one class only (no ROC curve)."""
     sensitivity: float | None = None
     specificity: float | None = None
 

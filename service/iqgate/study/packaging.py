@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,15 +46,20 @@ def choose_threshold(
 
 
 def split_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> SplitMetrics:
-    """Accuracy, sensitivity and specificity at ``threshold``, and AUC."""
+    """Accuracy, sensitivity and specificity at ``threshold``, and AUC; a score a split
+    cannot have (AUC, sensitivity or specificity with one class) is None."""
     at = scores_at(labels, probabilities, threshold)
     return SplitMetrics(
         images=int(labels.size),
         accuracy=round(at.accuracy, 4),
-        auc=round(roc_auc(labels, probabilities), 4),
-        sensitivity=round(at.sensitivity, 4),
-        specificity=round(at.specificity, 4),
+        auc=_rounded(roc_auc(labels, probabilities)),
+        sensitivity=_rounded(at.sensitivity),
+        specificity=_rounded(at.specificity),
     )
+
+
+def _rounded(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 4)
 
 
 def evaluate_for_card(
