@@ -2,61 +2,40 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 from iqgate.packages import load_package
 from iqgate_testkit.peers import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from iqgate_testkit.train_tool import TINY_SCHEDULE, run_train_tool
 
 
 def test_torchrun_with_two_cpu_processes_trains_and_writes_one_package(tmp_path):
     out = tmp_path / "pkg"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc-per-node",
-            "2",
-            "--master-addr",
-            "127.0.0.1",
-            "--master-port",
-            str(free_port()),
-            str(ROOT / "tools" / "train.py"),
-            "--preset",
-            "demo-cmr",
-            "--data",
-            "phantoms-cmr",
-            "--name",
-            "ddp-cmr",
-            "--out",
-            str(out),
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--train-size",
-            "16",
-            "--val-size",
-            "8",
-            "--test-size",
-            "8",
-            "--epochs",
-            "1",
-            "--input-size",
-            "64",
-            "--batch-size",
-            "4",
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    launcher = ["-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    launcher += ["--master-addr", "127.0.0.1", "--master-port", str(free_port())]
+    run = run_train_tool(
+        "--preset",
+        "demo-cmr",
+        "--data",
+        "phantoms-cmr",
+        "--name",
+        "ddp-cmr",
+        "--out",
+        str(out),
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--train-size",
+        "16",
+        "--val-size",
+        "8",
+        "--test-size",
+        "8",
+        *TINY_SCHEDULE,
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        launcher=launcher,
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     _, card = load_package(out)

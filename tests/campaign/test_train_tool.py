@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
 
 from iqgate.data.sources import PhantomSizes, open_data
 from iqgate.packages import load_package
-
-ROOT = Path(__file__).resolve().parents[2]
+from iqgate_testkit.train_tool import TINY_SCHEDULE, TRAIN_TOOL, run_train_tool
 
 
 def test_phantom_splits_use_distinct_seeds_and_input_size_boxes():
@@ -25,38 +23,27 @@ def test_phantom_splits_use_distinct_seeds_and_input_size_boxes():
 
 def test_train_tool_writes_a_package_with_threshold_and_metrics(tmp_path):
     out = tmp_path / "pkg"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "train.py"),
-            "--preset",
-            "demo-cmr",
-            "--data",
-            "phantoms-cmr",
-            "--name",
-            "tiny-cmr",
-            "--out",
-            str(out),
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--train-size",
-            "16",
-            "--val-size",
-            "8",
-            "--test-size",
-            "8",
-            "--epochs",
-            "1",
-            "--input-size",
-            "64",
-            "--batch-size",
-            "8",
-            "--half",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    run = run_train_tool(
+        "--preset",
+        "demo-cmr",
+        "--data",
+        "phantoms-cmr",
+        "--name",
+        "tiny-cmr",
+        "--out",
+        str(out),
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--train-size",
+        "16",
+        "--val-size",
+        "8",
+        "--test-size",
+        "8",
+        *TINY_SCHEDULE,
+        "--batch-size",
+        "8",
+        "--half",
     )
     assert run.returncode == 0, run.stderr[-2000:]
     model, card = load_package(out)
@@ -71,7 +58,7 @@ def test_train_tool_writes_a_package_with_threshold_and_metrics(tmp_path):
 
 def test_train_tool_help_documents_the_presets():
     run = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "train.py"), "--help"],
+        [sys.executable, str(TRAIN_TOOL), "--help"],
         capture_output=True,
         text=True,
         check=True,

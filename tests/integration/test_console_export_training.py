@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import torch
 
 from iqgate.node.console.export import export_feedback
@@ -15,8 +11,8 @@ from iqgate.node.console.index import ConsoleIndex
 from iqgate.node.store.spool import Spool
 from iqgate.packages import load_package
 from iqgate_testkit.console import assessed_image
+from iqgate_testkit.train_tool import TINY_SCHEDULE, run_train_tool
 
-ROOT = Path(__file__).resolve().parents[2]
 IMAGES = 80
 
 
@@ -37,35 +33,24 @@ def test_a_tiny_model_trains_on_a_console_export(tmp_path):
     index.close()
     assert (result.images, result.missing) == (IMAGES, 0)
     out = tmp_path / "package"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "train.py"),
-            "--preset",
-            "demo-cxr",
-            "--data",
-            f"manifest:{result.folder / 'manifest.csv'}",
-            "--task",
-            "cxr",
-            "--name",
-            "site-cxr",
-            "--out",
-            str(out),
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--epochs",
-            "1",
-            "--input-size",
-            "64",
-            "--batch-size",
-            "8",
-            "--threads",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    run = run_train_tool(
+        "--preset",
+        "demo-cxr",
+        "--data",
+        f"manifest:{result.folder / 'manifest.csv'}",
+        "--task",
+        "cxr",
+        "--name",
+        "site-cxr",
+        "--out",
+        str(out),
+        "--work-dir",
+        str(tmp_path / "work"),
+        *TINY_SCHEDULE,
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
     )
     assert run.returncode == 0, run.stderr[-3000:]
     model, card = load_package(out)
