@@ -33,21 +33,25 @@ def test_both_demo_packages_are_shipped_with_honest_cards():
         card = read_card(package)
         assert "NOT FOR CLINICAL USE" in card.intended_use and "synthetic" in card.description
         assert card.metrics["test"].images >= 300 and "tools/train.py" in card.training["command"]
-        assert card.metrics["test"].auc >= 0.95  # the target, on fresh phantoms
         assert card.threshold_rule == "Youden's J on the validation set"
 
 
-NOT_RETRAINED = pytest.mark.xfail(
+TARGET_MISSED = pytest.mark.xfail(
     strict=True,
-    reason="cxr-foreign-object was trained on the phantoms of 8de5aee (objects the brightest "
-    "structures) and not retrained on the current ones (AUC 0.59; its card, docs/benchmark.md); "
-    "strict: a retrained model that separates them turns this into a failure to remove the mark",
+    reason="cxr-foreign-object 2.0.0 reaches test AUC 0.87 on 300 fresh phantoms after 20 epochs "
+    "on 2 shared CPU cores, below the 0.95 aimed at (its card, docs/benchmark.md); strict: a "
+    "model that reaches it turns this into a failure to remove the mark",
 )
 
 
 @pytest.mark.parametrize(
-    "name", ["cmr-lvot", pytest.param("cxr-foreign-object", marks=NOT_RETRAINED)]
+    "name", ["cmr-lvot", pytest.param("cxr-foreign-object", marks=TARGET_MISSED)]
 )
+def test_demo_models_reach_the_test_auc_aimed_at(name):
+    assert read_card(MODELS / name).metrics["test"].auc >= 0.95  # on fresh phantoms
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
 def test_demo_models_separate_fresh_phantoms(name):
     registry = ModelRegistry.from_directory(MODELS, torch.device("cpu"), use_onnx=False)
     loaded = next(m for m in registry.models if m.card.name == name)

@@ -71,10 +71,10 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "demo-cxr": TrainConfig(
         arch="resnet18",
         input_size=256,
-        epochs=10,
+        epochs=20,
         batch_size=16,
-        lr=1e-3,
-        lr_step_epochs=7,
+        lr=3e-4,
+        lr_step_epochs=16,
         optimiser="adamw",
         weight_decay=1e-4,
         recalibrate_bn_batches=40,
