@@ -11,6 +11,8 @@ from iqgate_testkit import REPO
 TRAIN_TOOL = REPO / "tools" / "train.py"
 TINY_SCHEDULE = ("--epochs", "1", "--input-size", "64")
 """One epoch at 64 px: the schedule of every test that trains."""
+TINY_PHANTOM_SPLITS = ("--train-size", "16", "--val-size", "8", "--test-size", "8")
+"""Train, validation and test phantoms of a test that trains on phantoms."""
 
 
 def run_train_tool(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from iqgate.packages import load_package
 from iqgate_testkit.peers import free_port
-from iqgate_testkit.train_tool import TINY_SCHEDULE, run_train_tool
+from iqgate_testkit.train_tool import TINY_PHANTOM_SPLITS, TINY_SCHEDULE, run_train_tool
 
 
 def test_torchrun_with_two_cpu_processes_trains_and_writes_one_package(tmp_path):
@@ -22,12 +22,7 @@ def test_torchrun_with_two_cpu_processes_trains_and_writes_one_package(tmp_path)
         str(out),
         "--work-dir",
         str(tmp_path / "work"),
-        "--train-size",
-        "16",
-        "--val-size",
-        "8",
-        "--test-size",
-        "8",
+        *TINY_PHANTOM_SPLITS,
         *TINY_SCHEDULE,
         "--batch-size",
         "4",

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from iqgate import nets
 from iqgate.node.pipeline.assess import ExplainPolicy
 from iqgate.node.pipeline.routing import LoadedModel, ModelRegistry
-from iqgate.packages import ModelCard, Routing, save_package
 from iqgate_testkit import precision_agreement as tool
+from iqgate_testkit.package_factory import tiny_package
 
 CPU = torch.device("cpu")
 
@@ -21,21 +20,7 @@ CPU = torch.device("cpu")
 def tiny(tmp_path_factory) -> LoadedModel:
     """A random ResNet-18 package at 32 x 32, loaded the way the node loads it."""
     folder = tmp_path_factory.mktemp("models")
-    torch.manual_seed(5)
-    card = ModelCard(
-        name="tiny",
-        version="1",
-        task="cmr-lvot",
-        description="test",
-        intended_use="tests",
-        architecture="resnet18",
-        input_size=32,
-        classes=["no LVOT", "LVOT visible"],
-        decision_threshold=0.5,
-        threshold_rule="fixed",
-        routing=Routing(modalities=["MR"]),
-    )
-    save_package(folder / "tiny", nets.build("resnet18"), card)
+    tiny_package(folder, "tiny", modalities=["MR"], threshold=0.5, seed=5, input_size=32)
     return ModelRegistry.from_directory(folder, CPU, use_onnx=False).models[0]
 
 

@@ -9,7 +9,7 @@ import torch
 
 from iqgate.data.sources import PhantomSizes, open_data
 from iqgate.packages import load_package
-from iqgate_testkit.train_tool import TINY_SCHEDULE, TRAIN_TOOL, run_train_tool
+from iqgate_testkit.train_tool import TINY_PHANTOM_SPLITS, TINY_SCHEDULE, TRAIN_TOOL, run_train_tool
 
 
 def test_phantom_splits_use_distinct_seeds_and_input_size_boxes():
@@ -34,12 +34,7 @@ def test_train_tool_writes_a_package_with_threshold_and_metrics(tmp_path):
         str(out),
         "--work-dir",
         str(tmp_path / "work"),
-        "--train-size",
-        "16",
-        "--val-size",
-        "8",
-        "--test-size",
-        "8",
+        *TINY_PHANTOM_SPLITS,
         *TINY_SCHEDULE,
         "--batch-size",
         "8",

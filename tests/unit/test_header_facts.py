@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from io import BytesIO
 from pathlib import Path
@@ -94,10 +96,14 @@ def _own_sr_like():
     return ds
 
 
-@pytest.fixture()
-def worker(tmp_path: Path):
+@contextmanager
+def assessing_worker(
+    tmp_path: Path, model: str, modality: str
+) -> Iterator[tuple[AssessmentWorker, Spool]]:
+    """A worker in this thread over a fresh spool, with one tiny package for ``modality``
+    (series are quiet at once), and its spool."""
     models = tmp_path / "models"
-    tiny_package(models, "tiny-cxr", modalities=["DX"])
+    tiny_package(models, model, modalities=[modality])
     settings = Settings(
         spool_dir=tmp_path / "spool",
         results_dir=tmp_path / "results",
@@ -105,11 +111,20 @@ def worker(tmp_path: Path):
         decode_processes=0,
         classifier="torch",
         device="cpu",
+        series_quiet_s=0.0,
     )
     spool = Spool(settings.spool_dir, max_bytes=10_000_000)
     pipeline = build_pipeline(settings)
-    yield AssessmentWorker(settings, spool, pipeline, NodeMetrics(spool.query)), spool
-    pipeline.close()
+    try:
+        yield AssessmentWorker(settings, spool, pipeline, NodeMetrics(spool.query)), spool
+    finally:
+        pipeline.close()
+
+
+@pytest.fixture()
+def worker(tmp_path: Path) -> Iterator[tuple[AssessmentWorker, Spool]]:
+    with assessing_worker(tmp_path, "tiny-cxr", "DX") as pair:
+        yield pair
 
 
 def test_the_worker_routes_by_the_facts_stored_at_receipt(worker) -> None:
@@ -165,21 +180,7 @@ def test_a_job_table_of_the_earlier_schema_gains_the_facts_column(tmp_path: Path
 def test_a_series_sr_reads_only_its_first_header_and_references_every_image(
     tmp_path: Path,
 ) -> None:
-    models = tmp_path / "models"
-    tiny_package(models, "tiny-cmr", modalities=["MR"])
-    settings = Settings(
-        spool_dir=tmp_path / "spool",
-        results_dir=tmp_path / "results",
-        models_dir=models,
-        decode_processes=0,
-        classifier="torch",
-        device="cpu",
-        series_quiet_s=0.0,
-    )
-    spool = Spool(settings.spool_dir, max_bytes=10_000_000)
-    pipeline = build_pipeline(settings)
-    try:
-        assess = AssessmentWorker(settings, spool, pipeline, NodeMetrics(spool.query))
+    with assessing_worker(tmp_path, "tiny-cmr", "MR") as (assess, spool):
         series = "1.2.826.0.1.3680043.8.498.7.7"
         images = [
             make_image(modality="MR", seed=20 + i, study_uid=series + ".1", series_uid=series)
@@ -201,5 +202,3 @@ def test_a_series_sr_reads_only_its_first_header_and_references_every_image(
         }
         assert referenced == {str(ds.SOPInstanceUID) for ds in images}
         assert str(sr.PatientName) == str(images[0].PatientName)
-    finally:
-        pipeline.close()

@@ -7,14 +7,13 @@ import pytest
 import torch
 from pydicom import dcmread
 
-from iqgate import nets
 from iqgate.data.phantoms import generate
 from iqgate.data.phantoms.dicom_encoding import display_window
 from iqgate.imaging import window_to_unit
 from iqgate.node.outputs.results import ResultWriter
 from iqgate.node.pipeline.assess import ExplainPolicy, assess_frames
 from iqgate.node.pipeline.routing import ModelRegistry
-from iqgate.packages import ModelCard, Routing, save_package
+from iqgate_testkit.package_factory import tiny_package
 
 pytest.importorskip("onnxruntime")
 
@@ -31,30 +30,14 @@ def phantom_frames() -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def registries(tmp_path_factory, phantom_frames) -> tuple[ModelRegistry, ModelRegistry]:
     folder = tmp_path_factory.mktemp("models")
-    torch.manual_seed(3)
-    model = nets.build("resnet18")
-    card = ModelCard(
-        name="tiny",
-        version="1",
-        task="cxr-foreign-object",
-        description="test",
-        intended_use="tests",
-        architecture="resnet18",
-        input_size=64,
-        classes=["no foreign object", "foreign object"],
-        decision_threshold=0.5,
-        threshold_rule="median of the test phantoms",
-        routing=Routing(modalities=["DX"]),
-    )
-    save_package(folder / "tiny", model, card)
+    tiny_package(folder, "tiny", threshold=0.5, seed=3)
     cpu = torch.device("cpu")
     torch_only = ModelRegistry.from_directory(folder, cpu, use_onnx=False)
     probabilities = [
         a.probability
         for a in assess_frames(torch_only.models[0], phantom_frames, ExplainPolicy(False), cpu)
     ]
-    median = card.model_copy(update={"decision_threshold": float(np.median(probabilities))})
-    save_package(folder / "tiny", model, median)
+    tiny_package(folder, "tiny", threshold=float(np.median(probabilities)), seed=3)
     return ModelRegistry.from_directory(folder, cpu, use_onnx=False), ModelRegistry.from_directory(
         folder, cpu
     )
