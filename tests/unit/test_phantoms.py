@@ -6,6 +6,7 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from iqgate.data.phantoms import MAX_INTENSITY, Sample, Task, generate, write_object_cxr
@@ -188,3 +189,22 @@ def test_object_cxr_writes_identical_bytes_for_the_same_seed(tmp_path):
 def test_object_cxr_rejects_a_split_that_is_a_path(tmp_path):
     with pytest.raises(ValueError, match="split must be a plain folder name"):
         write_object_cxr([], tmp_path, "../train")
+
+
+def test_a_render_cache_of_another_generator_version_is_not_reused(tmp_path, monkeypatch):
+    from iqgate.data import phantom_dataset
+    from iqgate.data.phantom_dataset import PhantomDataset
+
+    first = PhantomDataset("cmr", 2, seed=5, size=32).materialise(cache_dir=tmp_path)
+    cache_file = tmp_path / first.cache_name()
+    rendered = torch.load(cache_file, weights_only=False)
+    marked = {i: (np.zeros_like(grey), *rest) for i, (grey, *rest) in rendered.items()}
+    torch.save(marked, cache_file)
+
+    same = PhantomDataset("cmr", 2, seed=5, size=32).materialise(cache_dir=tmp_path)
+    assert same[0]["image"][0].std() < 1e-5, "the cache of this generator should be read"
+
+    monkeypatch.setattr(phantom_dataset, "generator_digest", lambda: "0123456789")
+    changed = PhantomDataset("cmr", 2, seed=5, size=32).materialise(cache_dir=tmp_path)
+    assert changed.cache_name() != cache_file.name
+    assert changed[0]["image"][0].std() > 0.1, "renders of another generator were reused"

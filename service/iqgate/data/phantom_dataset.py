@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +12,21 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from iqgate.data import phantoms
 from iqgate.data.object_cxr import ImageItem, parse_annotation
 from iqgate.data.phantoms import generate
 from iqgate.data.phantoms.dicom_encoding import display_window
 from iqgate.data.transforms import ImageTransform
 from iqgate.imaging import normalise_imagenet, resize_square, scale_boxes, window_to_unit
+
+
+@cache
+def generator_digest() -> str:
+    """A short hash of the phantom generator's source: renders of another version differ."""
+    digest = hashlib.sha256()
+    for source in sorted(Path(phantoms.__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:10]
 
 
 def render_input(
@@ -65,8 +77,9 @@ class PhantomDataset(Dataset[ImageItem]):
         return (self.task, self.n, self.seed, self.positive_fraction, self.size, index)
 
     def cache_name(self) -> str:
-        """A file name that identifies these renders."""
-        return f"{self.task}-n{self.n}-s{self.seed}-p{self.positive_fraction}-{self.size}px.pt"
+        """A file name that identifies these renders and the generator that drew them."""
+        version = generator_digest()
+        return f"{self.task}-{version}-n{self.n}-s{self.seed}-p{self.positive_fraction}-{self.size}px.pt"
 
     def materialise(
         self, processes: int = 0, progress: bool = False, cache_dir: Path | None = None

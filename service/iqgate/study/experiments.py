@@ -32,6 +32,7 @@ from torch import nn
 from tqdm import tqdm
 
 from iqgate import nets
+from iqgate.data.phantom_dataset import generator_digest
 from iqgate.data.sources import DataSplits, PhantomSizes, open_data
 from iqgate.data.transforms import training_augmentation
 from iqgate.packages import load_package, read_card
@@ -196,14 +197,16 @@ def training_work_dir(plan: BenchmarkPlan, config: TrainConfig, cache_dir: Path)
     """Checkpoint folder of one training run: unique to its data and settings.
 
     Epochs are left out of the key because :func:`iqgate.study.train.train` may resume
-    a run with more epochs.
+    a run with more epochs; phantom data is keyed by the generator's version as well.
     """
-    key = {
+    key: dict[str, object] = {
         "config": {k: v for k, v in asdict(config).items() if k != "epochs"},
         "data": plan.data,
         "data_seed": plan.data_seed,
         "phantom_sizes": asdict(plan.phantom_sizes),
     }
+    if plan.data.startswith("phantoms"):
+        key["phantom_generator"] = generator_digest()
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     name = f"{config.arch}-{config.input_size}px-seed{config.seed}-{digest}"
     return cache_dir / "models" / _slug(plan.data) / name

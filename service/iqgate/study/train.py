@@ -67,7 +67,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # Demo models shipped in models/: trained from scratch on phantoms on 2 CPU cores.
     # (SGD at the paper's rates barely moved from scratch in 300 steps; AdamW does.)
     # demo-cmr at 128 px: a 224 px epoch costs about three times as much, and on the CMR
-    # phantoms the net needed 3 epochs at 1e-3 to separate the classes (models/cmr-lvot).
+    # phantoms the net needed 3 to 5 epochs at 1e-3 to separate the classes (models/cmr-lvot).
     "demo-cxr": TrainConfig(
         arch="resnet18",
         input_size=256,
@@ -82,10 +82,10 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "demo-cmr": TrainConfig(
         arch="resnet18",
         input_size=128,
-        epochs=6,
+        epochs=10,
         batch_size=16,
         lr=1e-3,
-        lr_step_epochs=4,
+        lr_step_epochs=7,
         optimiser="adamw",
         weight_decay=1e-4,
         recalibrate_bn_batches=40,

@@ -4,8 +4,10 @@ A positive (label 1) shows the left ventricular outflow tract: a tube of blood l
 the left ventricle's cavity between the atria and ending in the aortic root, as when
 the 4-chamber plane is tilted into a "5-chamber" view. Every frame also shows several
 decoy vessels from the same generator (:mod:`iqgate.data.phantoms.cmr_vessels`), the
-field of view is shifted by up to a quarter of the frame and the heart is rotated, so
-neither position nor grey level tells where the target is. The heart is drawn in a
+field of view is shifted by up to a third of the frame and the heart is rotated, so
+neither position nor grey level tells where the target is. The fluid-filled stomach
+with its folds, in most frames, is as bright as blood and richer in edges than the
+heart, as in real cines that cut the upper abdomen. The heart is drawn in a
 frame ``(u, v)`` in units of the heart's length: ``u`` across towards the left
 ventricle, ``v`` from the atrioventricular plane (0) away from the apex (at -1).
 """
@@ -26,7 +28,7 @@ BLOOD, MYOCARDIUM, FAT, LUNG, LIVER, MUSCLE, MARROW = 1.0, 0.22, 0.72, 0.04, 0.3
 MEDIASTINUM = 0.4
 """bSSFP signal of each tissue, relative to blood."""
 
-FIELD_SHIFT_FRACTION = 0.28
+FIELD_SHIFT_FRACTION = 0.32
 """The field of view is shifted by up to this fraction of the frame in x and in y."""
 
 BODY_FAT_RANGE = (0.8, 1.05)
@@ -37,6 +39,15 @@ CHAMBER_BLOOD_RANGE = (0.9, 1.0)
 
 HEART_TILT_RANGE_DEG = (-70.0, 40.0)
 """Direction of the heart's long axis in the frame."""
+
+STOMACH_PROBABILITY = 0.8
+"""Share of frames that cut the fluid-filled stomach below the left hemidiaphragm."""
+
+STOMACH_FLUID_RANGE = (0.95, 1.15)
+"""Signal of gastric fluid relative to blood: still fluid is bright in bSSFP."""
+
+RUGAL_FOLD_COUNT_RANGE = (3, 6)
+"""Inclusive range of the number of dark mucosal folds across the stomach."""
 
 
 def render_cmr(seed: int, index: int, label: int) -> Sample:
@@ -91,7 +102,7 @@ def render_cmr(seed: int, index: int, label: int) -> Sample:
 
 
 def _paint_thorax(signal: np.ndarray, rng: np.random.Generator, shift: np.ndarray) -> None:
-    """Body with subcutaneous fat, lungs, liver, spine and descending aorta."""
+    """Body with subcutaneous fat, lungs, liver, often the stomach, spine and descending aorta."""
     height, width = signal.shape
     centre = (
         width * rng.uniform(0.47, 0.53) + shift[0],
@@ -105,6 +116,8 @@ def _paint_thorax(signal: np.ndarray, rng: np.random.Generator, shift: np.ndarra
     for side in (-1, 1):
         paint(signal, body.ellipse_alpha((side * 0.5, -0.08), (0.32, 0.52)), LUNG)
     paint(signal, body.ellipse_alpha((-0.45, 0.55), (0.45, 0.3)), LIVER)
+    if rng.random() < STOMACH_PROBABILITY:
+        _paint_stomach(signal, body, rng)
     spine_centre = (rng.uniform(-0.06, 0.06), half_h - rng.uniform(0.18, 0.24))
     paint(signal, body.ellipse_alpha(spine_centre, (0.14, 0.12)), MYOCARDIUM)
     paint(signal, body.ellipse_alpha(spine_centre, (0.11, 0.095)), MARROW)
@@ -112,12 +125,31 @@ def _paint_thorax(signal: np.ndarray, rng: np.random.Generator, shift: np.ndarra
     paint(signal, body.ellipse_alpha(aorta, (0.07, 0.07)), BLOOD * 0.9)
 
 
+def _paint_stomach(signal: np.ndarray, body: Frame, rng: np.random.Generator) -> None:
+    """The stomach under the left lung: bright fluid crossed by dark rugal folds."""
+    centre = (rng.uniform(0.35, 0.55), rng.uniform(0.5, 0.62))
+    axes = (rng.uniform(0.16, 0.24), rng.uniform(0.11, 0.16))
+    paint(signal, body.ellipse_alpha(centre, (axes[0] + 0.025, axes[1] + 0.025)), MUSCLE)
+    paint(signal, body.ellipse_alpha(centre, axes), rng.uniform(*STOMACH_FLUID_RANGE))
+    inside = body.ellipse_alpha(centre, axes)
+    low, high = RUGAL_FOLD_COUNT_RANGE
+    for _ in range(int(rng.integers(low, high + 1))):
+        angle = rng.uniform(0.0, np.pi)
+        offset = rng.uniform(-0.8, 0.8)
+        across = (offset * axes[0] * np.sin(angle), -offset * axes[1] * np.cos(angle))
+        reach = (axes[0] * np.cos(angle), axes[1] * np.sin(angle))
+        start = (centre[0] + across[0] - reach[0], centre[1] + across[1] - reach[1])
+        end = (centre[0] + across[0] + reach[0], centre[1] + across[1] + reach[1])
+        fold = body.capsule_alpha(start, end, rng.uniform(0.012, 0.022))
+        paint(signal, fold * inside, MUSCLE)
+
+
 def _heart_frame(shape: tuple[int, int], rng: np.random.Generator, shift: np.ndarray) -> Frame:
     """Where the heart is: the crux, the long-axis direction and the heart's length."""
     height, width = shape
     crux = (
-        width * rng.uniform(0.46, 0.56) + shift[0],
-        height * rng.uniform(0.5, 0.58) + shift[1],
+        width * rng.uniform(0.44, 0.58) + shift[0],
+        height * rng.uniform(0.48, 0.6) + shift[1],
     )
     tilt = np.deg2rad(rng.uniform(*HEART_TILT_RANGE_DEG))
     return Frame(shape, crux, tilt, min(shape) * rng.uniform(0.32, 0.44))
