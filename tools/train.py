@@ -6,7 +6,8 @@ Presets (hyper-parameters; every one can be overridden by its flag):
                SGD lr 0.005 divided by 10 every 5 epochs, momentum 0.9, weight decay 5e-4
   lvot         the paper's LVOT setting: resnet50, 224 px, 60 epochs, batch 64,
                SGD lr 2e-4 (no schedule), momentum 0.9, weight decay 5e-4
-  demo-cxr     the shipped demo model: resnet18, 256 px, from scratch on CXR phantoms
+  demo-cxr     resnet18, 256 px, from scratch on CXR phantoms (the shipped demo model is
+               this, fine-tuned at 384 px with --input-size 384 --weights; see its card)
   demo-cmr     the shipped demo model: resnet18, 128 px, from scratch on CMR phantoms
 
 Data: phantoms-cxr | phantoms-cmr | object-cxr:PATH | manifest:PATH (see iqgate.data.sources).

@@ -130,8 +130,8 @@ def _paint_stomach(signal: np.ndarray, body: Frame, rng: np.random.Generator) ->
     centre = (rng.uniform(0.35, 0.55), rng.uniform(0.5, 0.62))
     axes = (rng.uniform(0.16, 0.24), rng.uniform(0.11, 0.16))
     paint(signal, body.ellipse_alpha(centre, (axes[0] + 0.025, axes[1] + 0.025)), MUSCLE)
-    paint(signal, body.ellipse_alpha(centre, axes), rng.uniform(*STOMACH_FLUID_RANGE))
     inside = body.ellipse_alpha(centre, axes)
+    paint(signal, inside, rng.uniform(*STOMACH_FLUID_RANGE))
     low, high = RUGAL_FOLD_COUNT_RANGE
     for _ in range(int(rng.integers(low, high + 1))):
         angle = rng.uniform(0.0, np.pi)
