@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from iqgate.packages import load_package
 from iqgate_testkit.peers import free_port
-from iqgate_testkit.train_tool import TINY_PHANTOM_SPLITS, TINY_SCHEDULE, run_train_tool
+from iqgate_testkit.train_tool import (
+    TINY_PHANTOM_SPLITS,
+    TINY_SCHEDULE,
+    package_args,
+    run_train_tool,
+)
 
 
 def test_torchrun_with_two_cpu_processes_trains_and_writes_one_package(tmp_path):
-    out = tmp_path / "pkg"
+    out = tmp_path / "ddp-cmr"
     launcher = ["-m", "torch.distributed.run", "--nproc-per-node", "2"]
     launcher += ["--master-addr", "127.0.0.1", "--master-port", str(free_port())]
     run = run_train_tool(
@@ -16,12 +21,7 @@ def test_torchrun_with_two_cpu_processes_trains_and_writes_one_package(tmp_path)
         "demo-cmr",
         "--data",
         "phantoms-cmr",
-        "--name",
-        "ddp-cmr",
-        "--out",
-        str(out),
-        "--work-dir",
-        str(tmp_path / "work"),
+        *package_args("ddp-cmr", tmp_path),
         *TINY_PHANTOM_SPLITS,
         *TINY_SCHEDULE,
         "--batch-size",

@@ -9,7 +9,13 @@ import torch
 
 from iqgate.data.sources import PhantomSizes, open_data
 from iqgate.packages import load_package
-from iqgate_testkit.train_tool import TINY_PHANTOM_SPLITS, TINY_SCHEDULE, TRAIN_TOOL, run_train_tool
+from iqgate_testkit.train_tool import (
+    TINY_PHANTOM_SPLITS,
+    TINY_SCHEDULE,
+    TRAIN_TOOL,
+    package_args,
+    run_train_tool,
+)
 
 
 def test_phantom_splits_use_distinct_seeds_and_input_size_boxes():
@@ -22,18 +28,13 @@ def test_phantom_splits_use_distinct_seeds_and_input_size_boxes():
 
 
 def test_train_tool_writes_a_package_with_threshold_and_metrics(tmp_path):
-    out = tmp_path / "pkg"
+    out = tmp_path / "tiny-cmr"
     run = run_train_tool(
         "--preset",
         "demo-cmr",
         "--data",
         "phantoms-cmr",
-        "--name",
-        "tiny-cmr",
-        "--out",
-        str(out),
-        "--work-dir",
-        str(tmp_path / "work"),
+        *package_args("tiny-cmr", tmp_path),
         *TINY_PHANTOM_SPLITS,
         *TINY_SCHEDULE,
         "--batch-size",

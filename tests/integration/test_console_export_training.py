@@ -11,7 +11,7 @@ from iqgate.node.console.index import ConsoleIndex
 from iqgate.node.store.spool import Spool
 from iqgate.packages import load_package
 from iqgate_testkit.console import assessed_image
-from iqgate_testkit.train_tool import TINY_SCHEDULE, run_train_tool
+from iqgate_testkit.train_tool import TINY_SCHEDULE, package_args, run_train_tool
 
 IMAGES = 80
 
@@ -32,7 +32,7 @@ def test_a_tiny_model_trains_on_a_console_export(tmp_path):
     result = export_feedback(index, tmp_path / "exports")
     index.close()
     assert (result.images, result.missing) == (IMAGES, 0)
-    out = tmp_path / "package"
+    out = tmp_path / "site-cxr"
     run = run_train_tool(
         "--preset",
         "demo-cxr",
@@ -40,12 +40,7 @@ def test_a_tiny_model_trains_on_a_console_export(tmp_path):
         f"manifest:{result.folder / 'manifest.csv'}",
         "--task",
         "cxr",
-        "--name",
-        "site-cxr",
-        "--out",
-        str(out),
-        "--work-dir",
-        str(tmp_path / "work"),
+        *package_args("site-cxr", tmp_path),
         *TINY_SCHEDULE,
         "--batch-size",
         "8",
