@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": shlex.join(["tools/train.py", *(argv if argv is not None else sys.argv[1:])]),
         "device": str(device),
         "torch": torch.__version__,
-        "minutes": round((time.time() - started) / 60, 1),
+        "minutes": round((outcome.earlier_seconds() + time.time() - started) / 60, 1),
     }
     card = build_card(
         name=args.name,

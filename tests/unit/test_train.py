@@ -80,6 +80,9 @@ def test_an_interrupted_run_resumes_after_its_last_finished_epoch(tmp_path):
     )
     assert lines[0].startswith(f"resuming {tmp_path} after epoch 1")
     assert [r.epoch for r in outcome.history] == [1, 2, 3]
+    assert all(r.seconds is not None and r.seconds > 0 for r in outcome.history)
+    assert outcome.resumed_epochs == 1
+    assert outcome.earlier_seconds() == outcome.history[0].seconds
     with pytest.raises(ValueError, match="other settings"):
         train(
             CONFIG.with_overrides(lr=0.1),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
@@ -96,13 +97,15 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 
 @dataclass
 class EpochRecord:
-    """One epoch's training loss and validation scores."""
+    """One epoch's training loss, validation scores and wall time."""
 
     epoch: int
     lr: float
     train_loss: float
     val_accuracy: float
     val_auc: float
+    seconds: float | None = None
+    """Wall time of the epoch with its validation; None in checkpoints that predate it."""
 
 
 @dataclass
@@ -112,10 +115,16 @@ class TrainOutcome:
     model: nn.Module
     best_epoch: int
     history: list[EpochRecord] = field(default_factory=list)
+    resumed_epochs: int = 0
+    """Epochs an earlier process trained (read from ``last.pt``); 0 on a fresh run."""
 
-    def history_dicts(self) -> list[dict[str, float]]:
+    def history_dicts(self) -> list[dict[str, float | None]]:
         """The history as plain dicts, for JSON."""
         return [asdict(record) for record in self.history]
+
+    def earlier_seconds(self) -> float:
+        """Wall seconds of the epochs that earlier processes trained before a resume."""
+        return sum(record.seconds or 0.0 for record in self.history[: self.resumed_epochs])
 
 
 def make_optimiser(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -342,6 +351,7 @@ def train(
             sampler.set_epoch(epoch)
         else:
             sampler.generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        epoch_started = time.monotonic()
         trained.train()
         lr = optimiser.param_groups[0]["lr"]
         losses = []
@@ -379,7 +389,12 @@ def train(
         )
         accuracy, auc = _accuracy_auc(labels_np, probabilities)
         record = EpochRecord(
-            epoch + 1, lr, float(np.mean(losses)) if losses else float("nan"), accuracy, auc
+            epoch + 1,
+            lr,
+            float(np.mean(losses)) if losses else float("nan"),
+            accuracy,
+            auc,
+            seconds=time.monotonic() - epoch_started,
         )
         improved = not history or _score(record, config.select_by) > max(
             _score(r, config.select_by) for r in history
@@ -407,4 +422,4 @@ def train(
             dist.barrier()
     best_epoch = max(history, key=lambda r: _score(r, config.select_by)).epoch
     model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
-    return TrainOutcome(model.eval(), best_epoch, history)
+    return TrainOutcome(model.eval(), best_epoch, history, resumed_epochs=start_epoch)
