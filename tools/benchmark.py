@@ -129,6 +129,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--figure-cases", type=int, default=3, help="images in saliency grids")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument(
+        "--cpu-bf16",
+        action="store_true",
+        help="train under bfloat16 autocast on the CPU (about 3x faster where the CPU has "
+        "AMX; run nothing else on its cores)",
+    )
     parser.add_argument("--workers", type=int, default=0, help="data loader/rendering processes")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
@@ -199,6 +205,7 @@ def build_plan(args: argparse.Namespace) -> BenchmarkPlan:
         packages=packages,
         profile=profile,
         figure_cases=args.figure_cases,
+        cpu_bf16=args.cpu_bf16,
     )
 
 

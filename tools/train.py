@@ -89,6 +89,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workers", type=int, default=0, help="data loader and rendering processes"
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument(
+        "--cpu-bf16",
+        action="store_true",
+        help="bfloat16 autocast on the CPU as on CUDA (about 3x faster where the CPU has AMX; "
+        "run nothing else on its cores)",
+    )
     parser.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     parser.add_argument(
         "--onnx", action="store_true", help="also export model.onnx into the package"
@@ -131,7 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     place = init_distributed(device)
     outcome = train(
-        config, data.train, data.val, args.work_dir or Path("runs") / args.name, device=device
+        config,
+        data.train,
+        data.val,
+        args.work_dir or Path("runs") / args.name,
+        device=device,
+        cpu_bf16=args.cpu_bf16,
     )
     if not place.is_main:
         return 0
@@ -152,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "history": outcome.history_dicts(),
         "command": shlex.join(["tools/train.py", *(argv if argv is not None else sys.argv[1:])]),
         "device": str(device),
+        "cpu_bf16": args.cpu_bf16,
         "torch": torch.__version__,
         "minutes": round((outcome.earlier_seconds() + time.time() - started) / 60, 1),
     }

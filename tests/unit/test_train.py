@@ -33,7 +33,8 @@ CONFIG = TrainConfig(
 )
 
 
-def test_training_learns_a_tiny_task_and_keeps_the_best_epoch(tmp_path):
+@pytest.mark.parametrize("cpu_bf16", [False, True], ids=["float32", "bfloat16-autocast"])
+def test_training_learns_a_tiny_task_and_keeps_the_best_epoch(tmp_path, cpu_bf16):
     outcome = train(
         CONFIG,
         BrightSquares(96, 0),
@@ -41,6 +42,7 @@ def test_training_learns_a_tiny_task_and_keeps_the_best_epoch(tmp_path):
         tmp_path,
         progress=False,
         log=lambda _: None,
+        cpu_bf16=cpu_bf16,
     )
     assert [r.epoch for r in outcome.history] == [1, 2, 3]
     assert outcome.best_epoch == max(outcome.history, key=lambda r: r.val_accuracy).epoch

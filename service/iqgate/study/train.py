@@ -282,12 +282,17 @@ def train(
     device: str | torch.device = "cpu",
     progress: bool = True,
     log: Callable[[str], None] = print,
+    cpu_bf16: bool = False,
 ) -> TrainOutcome:
     """Train, keep the best epoch by validation ``select_by``, resume from ``work_dir``.
 
     ``work_dir`` holds ``last.pt`` (model, optimiser, schedule, history and random
     states after the last finished epoch) and ``best.pt`` (the best weights so far); a
-    second call with the same directory continues where the first stopped.
+    second call with the same directory continues where the first stopped. With
+    ``config.amp`` the forward pass runs under bfloat16 autocast on CUDA, and on the CPU
+    too when ``cpu_bf16`` is set: about three times as fast on CPUs with AMX units when
+    nothing else runs on the cores (beside another busy process it was slower than
+    float32), and slow on CPUs without bfloat16 instructions.
     """
     device = torch.device(device)
     place = init_distributed(device)
@@ -342,8 +347,8 @@ def train(
         persistent_workers=config.num_workers > 0,
     )
     autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda" and config.amp
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if config.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_bf16))
         else nullcontext()
     )
     for epoch in range(start_epoch, config.epochs):
