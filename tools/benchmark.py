@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from iqgate.data.sources import PHANTOM_TASKS, PhantomSizes
+from iqgate.data.transforms import AUGMENTATIONS
 from iqgate.packages import read_card
 from iqgate.study.evaluation import PointingSettings
 from iqgate.study.experiments import BenchmarkPlan, Profile, profile_defaults, run_benchmark
@@ -130,6 +131,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument(
+        "--augment",
+        choices=sorted(AUGMENTATIONS),
+        default="paper",
+        help="training augmentation: paper (colour jitter, affine, flip) or lossless (flips "
+        "and quarter turns: the CXR demo model's, which keeps 1-3 px rims and holes sharp)",
+    )
+    parser.add_argument(
         "--cpu-bf16",
         action="store_true",
         help="train under bfloat16 autocast on the CPU (about 3x faster where the CPU has "
@@ -206,6 +214,7 @@ def build_plan(args: argparse.Namespace) -> BenchmarkPlan:
         profile=profile,
         figure_cases=args.figure_cases,
         cpu_bf16=args.cpu_bf16,
+        augment=args.augment,
     )
 
 

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from iqgate import nets
 from iqgate.data.phantom_dataset import generator_digest
 from iqgate.data.sources import DataSplits, PhantomSizes, open_data
-from iqgate.data.transforms import training_augmentation
+from iqgate.data.transforms import AUGMENTATIONS
 from iqgate.packages import load_package, read_card
 from iqgate.study.dom import STD_DDOF
 from iqgate.study.evaluation import (
@@ -122,6 +122,8 @@ class BenchmarkPlan:
     figure_cases: int = 3
     cpu_bf16: bool = False
     """Train under bfloat16 autocast on the CPU too (see :func:`iqgate.study.train.train`)."""
+    augment: str = "paper"
+    """Training augmentation, a key of :data:`iqgate.data.transforms.AUGMENTATIONS`."""
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.archs) <= 2 or len(set(self.archs)) != len(self.archs):
@@ -138,6 +140,10 @@ class BenchmarkPlan:
             )
         if self.trials < 1:
             raise ValueError(f"trials must be at least 1 (the paper uses 3), got {self.trials}")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(
+                f"unknown augmentation {self.augment!r}; choose from {list(AUGMENTATIONS)}"
+            )
 
     def weights_for(self, arch: str) -> str | None:
         """The ImageNet checkpoint given for ``arch``, if any."""
@@ -203,6 +209,7 @@ def training_work_dir(plan: BenchmarkPlan, config: TrainConfig, cache_dir: Path)
         "data_seed": plan.data_seed,
         "phantom_sizes": asdict(plan.phantom_sizes),
         "cpu_bf16": plan.cpu_bf16,
+        "augment": plan.augment,
     }
     if plan.data.startswith("phantoms"):
         key["phantom_generator"] = generator_digest()
@@ -321,7 +328,7 @@ def run_benchmark(
                 size,
                 seed=plan.data_seed,
                 phantom_sizes=sizes,
-                augment=training_augmentation(),
+                augment=AUGMENTATIONS[plan.augment](),
                 processes=plan.settings.num_workers,
                 progress=progress,
             )

@@ -147,7 +147,9 @@ def _header(r: _Results) -> str:
             (
                 f"- profile `{o['profile']}`; architectures {', '.join(r.archs)}; trials {o['trials']}; "
                 f"input {o['train']['input_size']} px (packages: their own); packages: "
-                f"{', '.join(o['packages']) or 'none'}; ImageNet weights: {weights}"
+                f"{', '.join(o['packages']) or 'none'}; ImageNet weights: {weights}; training "
+                f"augmentation `{o.get('augment', 'paper')}`"
+                f"{', bfloat16 autocast on the CPU' if o.get('cpu_bf16') else ''}"
             ),
             (
                 f"- target `{settings['target']}`, NormGrad combine `{settings['combine']}`, "
