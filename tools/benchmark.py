@@ -141,7 +141,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--cpu-bf16",
         action="store_true",
         help="train under bfloat16 autocast on the CPU (about 3x faster where the CPU has "
-        "AMX; run nothing else on its cores)",
+        "AMX; run nothing else on its cores; a from-scratch CXR net failed to learn with it)",
     )
     parser.add_argument("--workers", type=int, default=0, help="data loader/rendering processes")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

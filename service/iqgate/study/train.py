@@ -292,7 +292,8 @@ def train(
     ``config.amp`` the forward pass runs under bfloat16 autocast on CUDA, and on the CPU
     too when ``cpu_bf16`` is set: about three times as fast on CPUs with AMX units when
     nothing else runs on the cores (beside another busy process it was slower than
-    float32), and slow on CPUs without bfloat16 instructions.
+    float32), and slow on CPUs without bfloat16 instructions. It can change what a
+    from-scratch net learns (docs/benchmark.md).
     """
     device = torch.device(device)
     place = init_distributed(device)
