@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 
 from iqgate.data.sources import PHANTOM_TASKS, PhantomSizes
-from iqgate.data.transforms import AUGMENTATIONS
 from iqgate.packages import read_card
 from iqgate.study.evaluation import PointingSettings
 from iqgate.study.experiments import BenchmarkPlan, Profile, profile_defaults, run_benchmark
 from iqgate.study.paper_numbers import PAPER_INPUT_SIDES, PaperDataset, scaled_tau
+from iqgate.study.train import add_training_arguments
 
 COMPARE_BY_DATA: dict[str, PaperDataset] = {
     "phantoms-cxr": "object-cxr",
@@ -130,19 +130,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--figure-cases", type=int, default=3, help="images in saliency grids")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument(
-        "--augment",
-        choices=sorted(AUGMENTATIONS),
-        default="paper",
-        help="training augmentation: paper (colour jitter, affine, flip) or lossless (flips "
-        "and quarter turns: the CXR demo model's, which keeps 1-3 px rims and holes sharp)",
-    )
-    parser.add_argument(
-        "--cpu-bf16",
-        action="store_true",
-        help="train under bfloat16 autocast on the CPU (about 3x faster where the CPU has "
-        "AMX; run nothing else on its cores; a from-scratch CXR net failed to learn with it)",
-    )
+    add_training_arguments(parser)
     parser.add_argument("--workers", type=int, default=0, help="data loader/rendering processes")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)

@@ -34,7 +34,7 @@ from iqgate.data.sources import PHANTOM_TASKS, PhantomSizes, open_data
 from iqgate.data.transforms import AUGMENTATIONS
 from iqgate.packages import export_onnx, save_package
 from iqgate.study.packaging import build_card, evaluate_for_card
-from iqgate.study.train import TRAIN_PRESETS, init_distributed, train
+from iqgate.study.train import TRAIN_PRESETS, add_training_arguments, init_distributed, train
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -70,12 +70,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--select-by", choices=["accuracy", "auc"])
     parser.add_argument(
-        "--augment",
-        choices=sorted(AUGMENTATIONS),
-        default="paper",
-        help="paper: colour jitter, affine, flip; lossless: flips and quarter turns only",
-    )
-    parser.add_argument(
         "--target-sensitivity", type=float, help="threshold rule instead of Youden's J"
     )
     parser.add_argument("--train-size", type=int, default=1000, help="phantoms: training images")
@@ -89,12 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workers", type=int, default=0, help="data loader and rendering processes"
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument(
-        "--cpu-bf16",
-        action="store_true",
-        help="bfloat16 autocast on the CPU as on CUDA (about 3x faster where the CPU has AMX; "
-        "run nothing else on its cores; a from-scratch CXR net failed to learn with it)",
-    )
+    add_training_arguments(parser)
     parser.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     parser.add_argument(
         "--onnx", action="store_true", help="also export model.onnx into the package"

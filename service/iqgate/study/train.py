@@ -8,6 +8,7 @@ gloo processes on CPUs).
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import time
@@ -26,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm import tqdm
 
 from iqgate import nets
+from iqgate.data.transforms import AUGMENTATIONS
 from iqgate.study.metrics import roc_auc
 
 SelectBy = Literal["accuracy", "auc"]
@@ -125,6 +127,24 @@ class TrainOutcome:
     def earlier_seconds(self) -> float:
         """Wall seconds of the epochs that earlier processes trained before a resume."""
         return sum(record.seconds or 0.0 for record in self.history[: self.resumed_epochs])
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--augment`` and ``--cpu-bf16``, as ``tools/train.py`` and ``tools/benchmark.py`` take them."""
+    parser.add_argument(
+        "--augment",
+        choices=sorted(AUGMENTATIONS),
+        default="paper",
+        help="training augmentation: paper (colour jitter, affine, flip) or lossless (flips "
+        "and quarter turns only, which keep 1-3 px rims and holes sharp)",
+    )
+    parser.add_argument(
+        "--cpu-bf16",
+        action="store_true",
+        help="train under bfloat16 autocast on the CPU as on CUDA (about 3x faster where the "
+        "CPU has AMX; run nothing else on its cores; a from-scratch CXR net failed to learn "
+        "with it)",
+    )
 
 
 def make_optimiser(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
