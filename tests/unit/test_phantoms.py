@@ -146,6 +146,7 @@ def _hand_made_sample(index: int, shapes: list[str], boxes: list) -> Sample:
         label=int(bool(shapes)),
         boxes=boxes,
         shapes=shapes,
+        kinds=["button"] * len(shapes),
         object_mask=np.zeros(image.shape, dtype=bool),
         pixel_spacing_mm=0.2,
     )

@@ -21,6 +21,9 @@ from iqgate.data.phantoms.cmr_vessels import decoy_tube, draw_tube_count, outflo
 from iqgate.data.phantoms.sample import MAX_INTENSITY, Sample, SampleStreams, Task
 from iqgate.data.phantoms.shapes import ShapeType, Window, mask_bounding_box, object_cxr_shape
 
+LVOT_KIND = "lvot"
+"""The kind of the one object a positive frame carries: the LV outflow tract."""
+
 SIDE_RANGE = (232, 280)
 """Inclusive range of the frame's height and width in pixels."""
 
@@ -96,6 +99,7 @@ def render_cmr(seed: int, index: int, label: int) -> Sample:
         label=label,
         boxes=boxes,
         shapes=shapes,
+        kinds=[LVOT_KIND] * len(boxes),
         object_mask=object_mask,
         pixel_spacing_mm=pixel_spacing_mm,
     )

@@ -46,6 +46,7 @@ def render_cxr(seed: int, index: int, label: int) -> Sample:
         label=label,
         boxes=[obj.box for obj in drawn],
         shapes=[obj.shape for obj in drawn],
+        kinds=[obj.kind for obj in drawn],
         object_mask=object_mask,
         pixel_spacing_mm=pixel_spacing_mm,
     )

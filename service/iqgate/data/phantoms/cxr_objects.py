@@ -5,7 +5,9 @@ What makes an object foreign is its shape and topology, never its grey level or 
 buttons have holes, coins an embossed rim, clips sharp corners or a hollow frame,
 wires and ECG leads are thin curved bands, rings are hollow, pendants star-shaped,
 ECG electrodes a faint pad around a dense snap. Annotated as the grammar's
-rectangles, ellipses and polygons.
+rectangles, ellipses and polygons. A stamp's ``kind`` names the object's form: the
+kind's value, with the variant for clips (``clip-frame``, ``clip-bar``) and jewellery
+(``jewellery-ring``, ``jewellery-pendant``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ KIND_PROBABILITIES = {
     ForeignObjectKind.JEWELLERY: 0.15,
     ForeignObjectKind.ECG_ELECTRODE: 0.15,
 }
+
+CLIP_FRAME = f"{ForeignObjectKind.CLIP.value}-frame"
+CLIP_BAR = f"{ForeignObjectKind.CLIP.value}-bar"
+JEWELLERY_RING = f"{ForeignObjectKind.JEWELLERY.value}-ring"
+JEWELLERY_PENDANT = f"{ForeignObjectKind.JEWELLERY.value}-pendant"
 
 
 def stamp_foreign_object(
@@ -98,16 +105,14 @@ def _clip(rng: np.random.Generator, placement: Placement, image_shape: ImageShap
         window = Window.around(box, image_shape)
         wire = max(2, round(short * 0.25))
         mask = rectangle_mask(box, window) & ~rectangle_mask(shrunk(box, wire), window)
-        return Stamp(
-            ForeignObjectKind.CLIP.value, ShapeType.RECTANGLE, window, mask, uniform(window)
-        )
+        return Stamp(CLIP_FRAME, ShapeType.RECTANGLE, window, mask, uniform(window))
     angle = rng.uniform(0.0, np.pi)
     along = np.array([np.cos(angle), np.sin(angle)]) * size / 2
     across = np.array([-np.sin(angle), np.cos(angle)]) * short / 2
     corners = np.array(centre) + np.array(
         [-along - across, along - across, along + across, -along + across]
     )
-    return polygon_stamp(ForeignObjectKind.CLIP.value, corners, image_shape)
+    return polygon_stamp(CLIP_BAR, corners, image_shape)
 
 
 def _wire(rng: np.random.Generator, placement: Placement, image_shape: ImageShape) -> Stamp:
@@ -134,14 +139,12 @@ def _jewellery(rng: np.random.Generator, placement: Placement, image_shape: Imag
         window = Window.around(box, image_shape)
         band = max(2, round(size * 0.16))
         mask = ellipse_mask(box, window) & ~ellipse_mask(shrunk(box, band), window)
-        return Stamp(
-            ForeignObjectKind.JEWELLERY.value, ShapeType.ELLIPSE, window, mask, uniform(window)
-        )
+        return Stamp(JEWELLERY_RING, ShapeType.ELLIPSE, window, mask, uniform(window))
     points = int(rng.integers(5, 8))
     angles = np.linspace(0.0, 2.0 * np.pi, 2 * points, endpoint=False) + rng.uniform(0, np.pi)
     radii = np.where(np.arange(2 * points) % 2 == 0, size / 2, size / 2 * rng.uniform(0.35, 0.5))
     outline = np.array(centre) + radii[:, None] * np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    return polygon_stamp(ForeignObjectKind.JEWELLERY.value, outline, image_shape)
+    return polygon_stamp(JEWELLERY_PENDANT, outline, image_shape)
 
 
 def _ecg_electrode(

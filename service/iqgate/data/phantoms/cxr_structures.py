@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from iqgate.data.phantoms.cxr_decoys import stamp_decoy
-from iqgate.data.phantoms.cxr_objects import ForeignObjectKind, stamp_foreign_object
+from iqgate.data.phantoms.cxr_objects import stamp_foreign_object
 from iqgate.data.phantoms.cxr_stamp import Placement
 from iqgate.data.phantoms.shapes import Box, mask_bounding_box, object_cxr_shape
 
@@ -39,9 +39,10 @@ LARGEST_FRACTION = 0.1
 
 @dataclass(frozen=True)
 class DrawnObject:
-    """A foreign object as drawn: its kind, tight box and Object-CXR shape string."""
+    """A foreign object as drawn: its form (e.g. ``clip-bar``), tight box and Object-CXR
+    shape string."""
 
-    kind: ForeignObjectKind
+    kind: str
     box: Box
     shape: str
 
@@ -90,7 +91,7 @@ def draw_dense_structures(
             raise RuntimeError(f"a {stamp.kind} of size {placement.size:.1f} px drew no pixel")
         drawn.append(
             DrawnObject(
-                ForeignObjectKind(stamp.kind),
+                stamp.kind,
                 box,
                 object_cxr_shape(stamp.shape_type, box, stamp.vertices),
             )

@@ -55,6 +55,9 @@ class Sample:
         ``(x1, y1, x2, y2)`` inclusive pixel box of each annotated object.
     shapes : list of str
         Each object in the Object-CXR grammar (``"0 x1 y1 x2 y2"``, ...).
+    kinds : list of str
+        What each object is: a foreign object's form for CXR (``"button"``,
+        ``"clip-bar"``, ...), ``"lvot"`` for CMR.
     object_mask : numpy.ndarray
         Boolean ``H x W``: the pixels the annotated objects changed.
     pixel_spacing_mm : float
@@ -68,6 +71,7 @@ class Sample:
     label: int
     boxes: list[Box]
     shapes: list[str]
+    kinds: list[str]
     object_mask: np.ndarray
     pixel_spacing_mm: float
 

@@ -1,0 +1,81 @@
+"""Which objects a model misses: the flag rate of phantom positives by object kind.
+
+A phantom knows what each of its objects is (:attr:`~iqgate.data.phantoms.Sample.kinds`),
+so a model's sensitivity can be split by kind, as a model card splits performance by
+subgroup. An image counts for every kind it carries, and separately ("alone") for a
+kind when all its objects are of that kind, which isolates the kind from the others.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from iqgate.data.phantoms import generate
+from iqgate.study.metrics import wilson_interval
+
+
+@dataclass(frozen=True)
+class KindRate:
+    """How often positives carrying objects of one ``kind`` were flagged.
+
+    ``images``/``flagged`` count positives with at least one object of the kind;
+    ``alone_images``/``alone_flagged`` those whose objects are all of it.
+    """
+
+    kind: str
+    images: int
+    flagged: int
+    alone_images: int
+    alone_flagged: int
+
+
+def flag_rates_by_kind(kinds: Sequence[Sequence[str]], flagged: Sequence[bool]) -> list[KindRate]:
+    """Flag counts per object kind, sorted by kind; images without objects are skipped.
+
+    ``kinds[i]`` lists the kinds of image ``i``'s objects and ``flagged[i]`` says
+    whether the model flagged it.
+    """
+    if len(kinds) != len(flagged):
+        raise ValueError(f"{len(kinds)} kind lists for {len(flagged)} flags")
+    rates = []
+    for kind in sorted({k for image_kinds in kinds for k in image_kinds}):
+        carrying = [bool(f) for ks, f in zip(kinds, flagged, strict=True) if kind in ks]
+        alone = [bool(f) for ks, f in zip(kinds, flagged, strict=True) if ks and set(ks) == {kind}]
+        rates.append(KindRate(kind, len(carrying), sum(carrying), len(alone), sum(alone)))
+    return rates
+
+
+def _rate(hits: int, n: int) -> str:
+    interval = wilson_interval(hits, n)
+    if interval is None:
+        return "-"
+    return f"{hits / n:.2f} [{interval[0]:.2f}, {interval[1]:.2f}] ({hits}/{n})"
+
+
+def kind_rate_table(rates: Sequence[KindRate]) -> str:
+    """A Markdown table of ``rates`` with 95 % Wilson intervals."""
+    lines = [
+        "| kind | flagged, any image with it [95 % CI] | flagged, images with it alone [95 % CI] |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {r.kind} | {_rate(r.flagged, r.images)} | {_rate(r.alone_flagged, r.alone_images)} |"
+        for r in rates
+    ]
+    return "\n".join(lines)
+
+
+def _sample_kinds(args: tuple[str, int, int, int]) -> list[str]:
+    task, n, seed, index = args
+    return generate(task, n, seed=seed)[index].kinds
+
+
+def phantom_kinds(task: str, n: int, seed: int, processes: int = 0) -> list[list[str]]:
+    """The object kinds of each of ``generate(task, n, seed=seed)``'s samples (renders them)."""
+    jobs = [(task, n, seed, index) for index in range(n)]
+    if processes > 1:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            return pool.map(_sample_kinds, jobs, chunksize=8)
+    return [_sample_kinds(job) for job in jobs]
