@@ -26,7 +26,7 @@ import torch
 from iqgate.data.phantom_dataset import PhantomDataset
 from iqgate.data.sources import PHANTOM_TASKS, SPLIT_SEED_OFFSETS
 from iqgate.packages import load_package
-from iqgate.study.kind_rates import flag_rates_by_kind, kind_rate_table, phantom_kinds
+from iqgate.study.kind_rates import flag_rates_by_kind, kind_rate_table
 from iqgate.study.metrics import roc_auc
 from iqgate.study.train import predict_probabilities
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         model, images, device=torch.device("cpu"), progress=True
     )
     flagged = probabilities >= card.decision_threshold
-    rates = flag_rates_by_kind(phantom_kinds(task, args.n, args.seed, args.workers), flagged)
+    rates = flag_rates_by_kind(images.object_kinds(), flagged)
     negatives = labels == 0
     false_positives = int((flagged & negatives).sum())
     auc = roc_auc(labels, probabilities)

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
+from iqgate.data.phantom_dataset import PhantomDataset
 from iqgate.data.phantoms import generate
-from iqgate.study.kind_rates import flag_rates_by_kind, kind_rate_table, phantom_kinds
+from iqgate.study.kind_rates import flag_rates_by_kind, kind_rate_table
 from iqgate_testkit import REPO
 from iqgate_testkit.package_factory import tiny_package
 
@@ -34,7 +35,8 @@ def test_each_radiograph_object_has_a_kind_and_negatives_have_none():
 
 
 def test_a_positive_cardiac_frame_carries_one_lvot():
-    assert phantom_kinds("cmr", 4, seed=3) == [["lvot"] if i % 2 else [] for i in range(4)]
+    kinds = PhantomDataset("cmr", 4, seed=3, size=32).object_kinds()
+    assert kinds == [["lvot"] if i % 2 else [] for i in range(4)]
 
 
 def test_an_image_counts_for_each_kind_it_carries_and_alone_only_for_its_only_kind():

@@ -22,28 +22,36 @@ from iqgate.imaging import normalise_imagenet, resize_square, scale_boxes, windo
 
 @cache
 def generator_digest() -> str:
-    """A short hash of the phantom generator's source: renders of another version differ."""
+    """A short hash of the phantom generator's source and of this module (the render path
+    and the cached record): renders of another version differ."""
     digest = hashlib.sha256()
-    for source in sorted(Path(phantoms.__file__).parent.glob("*.py")):
+    for source in [*sorted(Path(phantoms.__file__).parent.glob("*.py")), Path(__file__)]:
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
     return digest.hexdigest()[:10]
 
 
 def render_input(
     args: tuple[str, int, int, float, int, int],
-) -> tuple[np.ndarray, int, list, list, tuple[int, int]]:
+) -> tuple[np.ndarray, int, list, list, tuple[int, int], list[str]]:
     """Phantom ``index`` of ``generate(task, n, seed, fraction)`` as the model sees it.
 
     ``args`` is ``(task, n, seed, fraction, size, index)``; returns the float16 grey
-    input [size, size] in [0, 1], the label, the native boxes and shapes, and the
-    native ``(height, width)``.
+    input [size, size] in [0, 1], the label, the native boxes and shapes, the
+    native ``(height, width)`` and the objects' kinds.
     """
     task, n, seed, fraction, size, index = args
     sample = generate(task, n, seed=seed, positive_fraction=fraction)[index]
     centre, width = display_window(sample.image)
     unit = window_to_unit(sample.image.astype(np.float32), centre, width)
     grey = resize_square(unit[None], size)[0].half().numpy()
-    return grey, int(sample.label), list(sample.boxes), list(sample.shapes), sample.image.shape
+    return (
+        grey,
+        int(sample.label),
+        list(sample.boxes),
+        list(sample.shapes),
+        sample.image.shape,
+        list(sample.kinds),
+    )
 
 
 class PhantomDataset(Dataset[ImageItem]):
@@ -68,7 +76,7 @@ class PhantomDataset(Dataset[ImageItem]):
         self.task, self.n, self.seed, self.size = task, n, seed, size
         self.positive_fraction = positive_fraction
         self.transform = transform
-        self._cache: dict[int, tuple[np.ndarray, int, list, list, tuple[int, int]]] = {}
+        self._cache: dict[int, tuple[np.ndarray, int, list, list, tuple[int, int], list[str]]] = {}
 
     def __len__(self) -> int:
         return self.n
@@ -124,12 +132,21 @@ class PhantomDataset(Dataset[ImageItem]):
         twin._cache = self._cache
         return twin
 
-    def __getitem__(self, index: int) -> ImageItem:
+    def _rendered(
+        self, index: int
+    ) -> tuple[np.ndarray, int, list, list, tuple[int, int], list[str]]:
         if not 0 <= index < self.n:
             raise IndexError(f"phantom index {index} out of range for {self.n} samples")
         if index not in self._cache:
             self._cache[index] = render_input(self._args(index))
-        grey16, label, boxes, shapes, native = self._cache[index]
+        return self._cache[index]
+
+    def object_kinds(self) -> list[list[str]]:
+        """What each sample's objects are (:attr:`~iqgate.data.phantoms.Sample.kinds`)."""
+        return [self._rendered(index)[5] for index in range(self.n)]
+
+    def __getitem__(self, index: int) -> ImageItem:
+        grey16, label, boxes, shapes, native, _ = self._rendered(index)
         grey = torch.from_numpy(grey16).float()
         if self.transform is not None:
             grey = self.transform(grey)

@@ -8,11 +8,9 @@ kind when all its objects are of that kind, which isolates the kind from the oth
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from iqgate.data.phantoms import generate
 from iqgate.study.metrics import wilson_interval
 
 
@@ -65,17 +63,3 @@ def kind_rate_table(rates: Sequence[KindRate]) -> str:
         for r in rates
     ]
     return "\n".join(lines)
-
-
-def _sample_kinds(args: tuple[str, int, int, int]) -> list[str]:
-    task, n, seed, index = args
-    return generate(task, n, seed=seed)[index].kinds
-
-
-def phantom_kinds(task: str, n: int, seed: int, processes: int = 0) -> list[list[str]]:
-    """The object kinds of each of ``generate(task, n, seed=seed)``'s samples (renders them)."""
-    jobs = [(task, n, seed, index) for index in range(n)]
-    if processes > 1:
-        with multiprocessing.get_context("spawn").Pool(processes) as pool:
-            return pool.map(_sample_kinds, jobs, chunksize=8)
-    return [_sample_kinds(job) for job in jobs]

@@ -51,7 +51,7 @@ def phantom_inputs(task: str, n: int, seed: int, size: int, processes: int = 1) 
         labels=np.array([label for _, label, *_ in rendered]),
         boxes=[
             scale_boxes(np.asarray(boxes).reshape(-1, 4), native, size).numpy().astype(np.int64)
-            for _, _, boxes, _, native in rendered
+            for _, _, boxes, _, native, _ in rendered
         ],
     )
 
