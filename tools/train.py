@@ -78,6 +78,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--test-size", type=int, default=400, help="phantoms: test images (fresh seed)"
     )
     parser.add_argument("--cache-dir", type=Path, help="keep rendered phantoms here between runs")
+    parser.add_argument(
+        "--twin-pairs",
+        action="store_true",
+        help="phantoms: train on --train-size / 2 phantoms each with and without its target, "
+        "a phantom and its twin in one batch (validation and test unchanged)",
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument(
         "--workers", type=int, default=0, help="data loader and rendering processes"
@@ -109,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         weights=args.weights,
         select_by=args.select_by,
         num_workers=args.workers,
+        twin_batches=args.twin_pairs or None,
     )
     task = args.task or PHANTOM_TASKS.get(args.data)
     if task is None:
@@ -123,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         processes=args.workers,
         progress=True,
         cache_dir=args.cache_dir,
+        twin_pairs=args.twin_pairs,
     )
     place = init_distributed(device)
     outcome = train(

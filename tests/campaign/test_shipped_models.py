@@ -36,18 +36,7 @@ def test_both_demo_packages_are_shipped_with_honest_cards():
         assert card.threshold_rule == "Youden's J on the validation set"
 
 
-TARGET_MISSED = pytest.mark.xfail(
-    strict=True,
-    reason="cxr-foreign-object 2.1.0 reaches test AUC 0.944 on 300 fresh phantoms (20 epochs at "
-    "256 px, then 15 at 384 px, on 2 CPU cores), just below the 0.95 aimed at: it misses "
-    "solid bar clips and ECG electrodes (tools/kind_rates.py, its card, docs/benchmark.md); "
-    "strict: a model that reaches it turns this into a failure to remove the mark",
-)
-
-
-@pytest.mark.parametrize(
-    "name", ["cmr-lvot", pytest.param("cxr-foreign-object", marks=TARGET_MISSED)]
-)
+@pytest.mark.parametrize("name", sorted(TASKS))
 def test_demo_models_reach_the_test_auc_aimed_at(name):
     assert read_card(MODELS / name).metrics["test"].auc >= 0.95  # on fresh phantoms
 

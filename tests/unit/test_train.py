@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
 from torch.utils.data import Dataset
 
-from iqgate.study.train import TRAIN_PRESETS, TrainConfig, predict_probabilities, train
+from iqgate.study.train import (
+    TRAIN_PRESETS,
+    TrainConfig,
+    TrainOutcome,
+    predict_probabilities,
+    train,
+)
 
 
 class BrightSquares(Dataset):
@@ -57,40 +66,73 @@ class Interrupt(Exception):
     pass
 
 
+def train_squares(
+    config: TrainConfig, work_dir: Path, log: Callable[[str], None] = lambda _: None
+) -> TrainOutcome:
+    """``train`` on 48 BrightSquares, validated on 16."""
+    return train(
+        config, BrightSquares(48, 0), BrightSquares(16, 1), work_dir, progress=False, log=log
+    )
+
+
 def test_an_interrupted_run_resumes_after_its_last_finished_epoch(tmp_path):
     def stop_after_first(line: str) -> None:
         if line.startswith("epoch 2"):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train(
-            CONFIG,
-            BrightSquares(48, 0),
-            BrightSquares(16, 1),
-            tmp_path,
-            progress=False,
-            log=stop_after_first,
-        )
+        train_squares(CONFIG, tmp_path, stop_after_first)
     lines: list[str] = []
-    outcome = train(
-        CONFIG,
-        BrightSquares(48, 0),
-        BrightSquares(16, 1),
-        tmp_path,
-        progress=False,
-        log=lines.append,
-    )
+    outcome = train_squares(CONFIG, tmp_path, lines.append)
     assert lines[0].startswith(f"resuming {tmp_path} after epoch 1")
     assert [r.epoch for r in outcome.history] == [1, 2, 3]
     assert all(r.seconds is not None and r.seconds > 0 for r in outcome.history)
     assert outcome.resumed_epochs == 1
     assert outcome.earlier_seconds() == outcome.history[0].seconds
     with pytest.raises(ValueError, match="other settings"):
+        train_squares(CONFIG.with_overrides(lr=0.1), tmp_path)
+
+
+def test_a_checkpoint_from_before_a_new_setting_resumes_with_its_default(tmp_path):
+    train_squares(CONFIG.with_overrides(epochs=1), tmp_path)
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    del state["config"]["twin_batches"]
+    torch.save(state, tmp_path / "last.pt")
+    lines: list[str] = []
+    outcome = train_squares(CONFIG.with_overrides(epochs=2), tmp_path, lines.append)
+    assert lines[0].startswith("resuming") and outcome.resumed_epochs == 1
+    with pytest.raises(ValueError, match="other settings"):
+        train_squares(CONFIG.with_overrides(epochs=3, twin_batches=True), tmp_path)
+
+
+class RecordingSquares(BrightSquares):
+    """BrightSquares that records the order its items are read in."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        super().__init__(n, seed)
+        self.read: list[int] = []
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        self.read.append(index)
+        return super().__getitem__(index)
+
+
+def test_twin_batches_put_items_2k_and_2k_plus_1_in_one_batch(tmp_path):
+    config = CONFIG.with_overrides(epochs=1, batch_size=4, twin_batches=True)
+    squares = RecordingSquares(16, 0)
+    train(config, squares, BrightSquares(8, 1), tmp_path, progress=False, log=lambda _: None)
+    epoch = squares.read[:16]
+    assert sorted(epoch) == list(range(16))
+    for start in range(0, 16, 4):
+        batch = epoch[start : start + 4]
+        pairs = {i // 2 for i in batch}
+        assert sorted(batch) == sorted(2 * pair + side for pair in pairs for side in (0, 1))
+    with pytest.raises(ValueError, match="even batch size"):
         train(
-            CONFIG.with_overrides(lr=0.1),
-            BrightSquares(48, 0),
-            BrightSquares(16, 1),
-            tmp_path,
+            config.with_overrides(batch_size=3),
+            squares,
+            BrightSquares(8, 1),
+            tmp_path / "odd",
             progress=False,
         )
 

@@ -18,6 +18,7 @@ from iqgate.data.manifest import ManifestDataset
 from iqgate.data.object_cxr import ImageItem, ObjectCxrDataset
 from iqgate.data.phantom_dataset import PhantomDataset
 from iqgate.data.transforms import ImageTransform
+from iqgate.data.twin_pairs import TwinPairDataset
 
 PHANTOM_TASKS = {"phantoms-cxr": "cxr", "phantoms-cmr": "cmr"}
 SPLIT_SEED_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_029}
@@ -63,20 +64,32 @@ def open_data(
     processes: int = 0,
     progress: bool = False,
     cache_dir: Path | None = None,
+    twin_pairs: bool = False,
 ) -> DataSplits:
     """Open the data set named by ``spec`` at input ``size``; ``augment`` goes to train only.
 
-    ``cache_dir`` keeps rendered phantoms between runs.
+    ``cache_dir`` keeps rendered phantoms between runs. ``twin_pairs`` (phantoms only)
+    makes the training split ``phantom_sizes.train // 2`` phantoms, each with and without
+    its target (:class:`~iqgate.data.twin_pairs.TwinPairDataset`); validation and test
+    stay independent phantoms.
     """
     kind, _, location = spec.partition(":")
+    if twin_pairs and spec not in PHANTOM_TASKS:
+        raise ValueError(f"twin pairs exist for phantoms only, not for {spec!r}")
     if spec in PHANTOM_TASKS:
         task = PHANTOM_TASKS[spec]
-        splits = {
+        train_seed = seed + SPLIT_SEED_OFFSETS["train"]
+        splits: dict[str, PhantomDataset | TwinPairDataset] = {
             name: PhantomDataset(
                 task, getattr(phantom_sizes, name), size=size, seed=seed + SPLIT_SEED_OFFSETS[name]
             )
-            for name in ("train", "val", "test")
+            for name in ("val", "test")
         }
+        splits["train"] = (
+            TwinPairDataset(task, phantom_sizes.train // 2, seed=train_seed, size=size)
+            if twin_pairs
+            else PhantomDataset(task, phantom_sizes.train, size=size, seed=train_seed)
+        )
         for dataset in splits.values():
             dataset.materialise(processes, progress, cache_dir)
         return DataSplits(
@@ -85,7 +98,8 @@ def open_data(
             splits["val"],
             splits["test"],
             f"synthetic {task} phantoms (iqgate.data.phantoms), seeds {seed} + "
-            f"{SPLIT_SEED_OFFSETS}, sizes {phantom_sizes}",
+            f"{SPLIT_SEED_OFFSETS}, sizes {phantom_sizes}"
+            + (", training phantoms in twin pairs (with and without target)" if twin_pairs else ""),
             twins=PhantomDataset(
                 task,
                 phantom_sizes.test,

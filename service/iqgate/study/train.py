@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from iqgate import nets
 from iqgate.data.transforms import AUGMENTATIONS
+from iqgate.data.twin_pairs import PairedRandomSampler
 from iqgate.study.metrics import roc_auc
 
 SelectBy = Literal["accuracy", "auc"]
@@ -54,6 +55,8 @@ class TrainConfig:
     weights: str | None = None
     amp: bool = True
     num_workers: int = 0
+    twin_batches: bool = False
+    """Keep training items ``2k`` and ``2k + 1`` (a phantom and its twin) in one batch."""
 
     def with_overrides(self, **overrides: object) -> TrainConfig:
         """A copy with the given fields replaced (None values are ignored)."""
@@ -285,7 +288,8 @@ def _without_augmentation(dataset: Dataset) -> Dataset:
 
 
 def _without_epochs(config: Mapping[str, object]) -> dict[str, object]:
-    return {k: v for k, v in config.items() if k != "epochs"}
+    """The settings but ``epochs``, with defaults for fields a checkpoint predates."""
+    return {k: v for k, v in {**asdict(TrainConfig()), **config}.items() if k != "epochs"}
 
 
 def _score(record: EpochRecord, select_by: SelectBy) -> float:
@@ -353,8 +357,15 @@ def train(
         trained = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    sampler: DistributedSampler | RandomSampler | PairedRandomSampler
+    if config.twin_batches and (place.world_size > 1 or config.batch_size % 2):
+        raise ValueError("twin_batches needs one process and an even batch size")
     if place.world_size > 1:
         sampler = DistributedSampler(train_set, seed=config.seed, drop_last=False)
+    elif config.twin_batches:
+        sampler = PairedRandomSampler(
+            len(train_set), generator=torch.Generator().manual_seed(config.seed)
+        )
     else:
         sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed))
     loader = DataLoader(
