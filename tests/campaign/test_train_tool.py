@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from iqgate.data.sources import PhantomSizes, open_data
@@ -27,7 +28,8 @@ def test_phantom_splits_use_distinct_seeds_and_input_size_boxes():
     assert float(positive["boxes"].max()) <= 63
 
 
-def test_train_tool_writes_a_package_with_threshold_and_metrics(tmp_path):
+@pytest.mark.parametrize("twin_pairs", [False, True], ids=["independent", "twin-pairs"])
+def test_train_tool_writes_a_package_with_threshold_and_metrics(tmp_path, twin_pairs):
     out = tmp_path / "tiny-cmr"
     run = run_train_tool(
         "--preset",
@@ -40,6 +42,7 @@ def test_train_tool_writes_a_package_with_threshold_and_metrics(tmp_path):
         "--batch-size",
         "8",
         "--half",
+        *(["--twin-pairs"] if twin_pairs else []),
     )
     assert run.returncode == 0, run.stderr[-2000:]
     model, card = load_package(out)
@@ -50,6 +53,8 @@ def test_train_tool_writes_a_package_with_threshold_and_metrics(tmp_path):
     assert set(card.metrics) == {"validation", "test"} and card.metrics["test"].images == 8
     assert card.training["best_epoch"] == 1 and "tools/train.py" in card.training["command"]
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
+    assert card.training["config"]["twin_batches"] is twin_pairs
+    assert ("twin pairs" in card.training["data"]) is twin_pairs
 
 
 def test_train_tool_help_documents_the_presets():

@@ -3,7 +3,8 @@
 Cross-entropy, SGD with momentum, optional step schedule, the best epoch kept by
 validation accuracy (or AUC), resumable from ``work_dir`` after an interruption, mixed
 precision on CUDA, and DDP when launched with ``torchrun`` (one process per GPU, or
-gloo processes on CPUs).
+gloo processes on CPUs). For phantoms in twin pairs (:mod:`iqgate.data.twin_pairs`),
+``twin_batches`` keeps each phantom and its twin in one batch.
 """
 
 from __future__ import annotations
