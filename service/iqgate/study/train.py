@@ -146,8 +146,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--cpu-bf16",
         action="store_true",
         help="train under bfloat16 autocast on the CPU as on CUDA (about 3x faster where the "
-        "CPU has AMX; run nothing else on its cores; a from-scratch CXR net failed to learn "
-        "with it)",
+        "CPU has AMX; run nothing else on its cores)",
     )
 
 
@@ -317,8 +316,8 @@ def train(
     ``config.amp`` the forward pass runs under bfloat16 autocast on CUDA, and on the CPU
     too when ``cpu_bf16`` is set: about three times as fast on CPUs with AMX units when
     nothing else runs on the cores (beside another busy process it was slower than
-    float32), and slow on CPUs without bfloat16 instructions. It can change what a
-    from-scratch net learns (docs/benchmark.md).
+    float32), and slow on CPUs without bfloat16 instructions; fine-tuning and the CMR
+    nets learned as in float32 (docs/benchmark.md).
     """
     device = torch.device(device)
     place = init_distributed(device)
