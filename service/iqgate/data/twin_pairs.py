@@ -7,7 +7,7 @@ classifier about the target alone: nothing else in the pair tells the labels apa
 
 from __future__ import annotations
 
-import math
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,7 +58,7 @@ class TwinPairDataset(Dataset[ImageItem]):
 
     def with_transform(self, transform: ImageTransform | None) -> TwinPairDataset:
         """The same pairs (sharing the renders) with another transform."""
-        twin = TwinPairDataset.__new__(TwinPairDataset)
+        twin = copy.copy(self)
         twin.negatives = self.negatives.with_transform(transform)
         twin.positives = self.positives.with_transform(transform)
         return twin
@@ -79,6 +79,6 @@ class PairedRandomSampler(Sampler[int]):
         return self.length
 
     def __iter__(self) -> Iterator[int]:
-        pairs = math.ceil(self.length / 2)
+        pairs = (self.length + 1) // 2
         for pair in torch.randperm(pairs, generator=self.generator).tolist():
             yield from (i for i in (2 * pair, 2 * pair + 1) if i < self.length)
