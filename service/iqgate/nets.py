@@ -120,13 +120,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {str(k).removeprefix("module."): v for k, v in loaded.items()}
 
 
-def _load_backbone(model: nn.Module, arch: str, state: dict[str, torch.Tensor], path: Path) -> None:
-    """Load ``state`` into ``model``; a head of another shape (ImageNet's) is dropped."""
+def _load_backbone(
+    model: nn.Module, arch: str, state: dict[str, torch.Tensor], path: Path, new_head: bool
+) -> None:
+    """Load ``state`` into ``model``; a head of another shape (ImageNet's) is dropped,
+    and any head with ``new_head``."""
     own = model.state_dict()
     head = head_name(arch)
     state = dict(state)
     for key in (f"{head}.weight", f"{head}.bias"):
-        if key in state and state[key].shape != own[key].shape:
+        if key in state and (new_head or state[key].shape != own[key].shape):
             del state[key]
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(f"{head}.")]
@@ -138,7 +141,12 @@ def _load_backbone(model: nn.Module, arch: str, state: dict[str, torch.Tensor], 
         )
 
 
-def build(arch: str, num_classes: int = 2, weights: str | Path | None = None) -> nn.Module:
+def build(
+    arch: str,
+    num_classes: int = 2,
+    weights: str | Path | None = None,
+    new_head: bool = False,
+) -> nn.Module:
     """Build a torchvision classifier with a new ``num_classes``-way head.
 
     Parameters
@@ -150,6 +158,9 @@ def build(arch: str, num_classes: int = 2, weights: str | Path | None = None) ->
     weights:
         Path of a local checkpoint (ImageNet or our own) or None for random
         weights. A head whose shape differs from the new one is dropped.
+    new_head:
+        Keep the fresh head even where the checkpoint's head fits: the checkpoint is
+        a backbone from another task (a two-class package of another task, say).
 
     Returns
     -------
@@ -162,6 +173,6 @@ def build(arch: str, num_classes: int = 2, weights: str | Path | None = None) ->
     model = _CONSTRUCTORS[arch]()
     _replace_head(model, arch, num_classes)
     if weights is not None:
-        _load_backbone(model, arch, read_state_dict(weights), Path(weights))
+        _load_backbone(model, arch, read_state_dict(weights), Path(weights), new_head)
     setattr(model, ARCH_ATTRIBUTE, arch)
     return model.eval()

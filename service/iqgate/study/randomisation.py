@@ -38,9 +38,12 @@ def trial_seed(condition: Condition, base_seed: int, trial: int) -> int:
 
 
 def semi_randomised(arch: str, imagenet_weights: str | Path, seed: int) -> nn.Module:
-    """SR model: ImageNet backbone from ``imagenet_weights`` and a He-initialised head."""
+    """SR model: the backbone from ``imagenet_weights`` and a He-initialised head.
+
+    The checkpoint's own head is never kept, even where it has two outputs.
+    """
     torch.manual_seed(seed)
-    return nets.build(arch, num_classes=2, weights=imagenet_weights)
+    return nets.build(arch, num_classes=2, weights=imagenet_weights, new_head=True)
 
 
 def fully_randomised(arch: str, seed: int) -> nn.Module:
