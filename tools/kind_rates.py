@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                     "auc": auc,
                     "false_positives": false_positives,
                     "negatives": int(negatives.sum()),
-                    "kinds": [asdict(rate) for rate in rates],
+                    "kinds": [rate.model_dump() for rate in rates],
                     "sensitivity": float(np.mean(flagged[labels == 1])),
                 },
                 indent=2,

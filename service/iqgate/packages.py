@@ -41,6 +41,22 @@ class Preprocessing(BaseModel):
     window: Literal["voi-lut-or-window-else-minmax"] = "voi-lut-or-window-else-minmax"
 
 
+class KindCounts(BaseModel):
+    """Positives of one object kind in a split, and how many of them were flagged.
+
+    ``images``/``flagged`` count positives with at least one object of ``kind``;
+    ``alone_images``/``alone_flagged`` those whose objects are all of it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    images: int
+    flagged: int
+    alone_images: int
+    alone_flagged: int
+
+
 class SplitMetrics(BaseModel):
     """Scores on one split."""
 
@@ -52,6 +68,9 @@ class SplitMetrics(BaseModel):
     """None when the split holds one class only (no ROC curve)."""
     sensitivity: float | None = None
     specificity: float | None = None
+    by_kind: list[KindCounts] | None = None
+    """Sensitivity split by object kind at the decision threshold; None where the
+    images do not say what their objects are (phantoms do)."""
 
 
 class ModelCard(BaseModel):

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from iqgate.data.phantoms.cmr import LVOT_KIND
 from iqgate.data.sources import PhantomSizes, open_data
 from iqgate.packages import load_package
 from iqgate_testkit.train_tool import (
@@ -52,6 +53,9 @@ def test_train_tool_writes_a_package_with_threshold_and_metrics(tmp_path, twin_p
     assert card.threshold_rule == "Youden's J on the validation set"
     assert set(card.metrics) == {"validation", "test"} and card.metrics["test"].images == 8
     assert card.training["best_epoch"] == 1 and "tools/train.py" in card.training["command"]
+    by_kind = card.metrics["test"].by_kind
+    assert by_kind is not None and [k.kind for k in by_kind] == [LVOT_KIND]
+    assert 0 < by_kind[0].images == by_kind[0].alone_images <= 8
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
     assert card.training["config"]["twin_batches"] is twin_pairs
     assert ("twin pairs" in card.training["data"]) is twin_pairs

@@ -9,27 +9,12 @@ kind when all its objects are of that kind, which isolates the kind from the oth
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from iqgate.packages import KindCounts
 from iqgate.study.metrics import wilson_interval
 
 
-@dataclass(frozen=True)
-class KindRate:
-    """How often positives carrying objects of one ``kind`` were flagged.
-
-    ``images``/``flagged`` count positives with at least one object of the kind;
-    ``alone_images``/``alone_flagged`` those whose objects are all of it.
-    """
-
-    kind: str
-    images: int
-    flagged: int
-    alone_images: int
-    alone_flagged: int
-
-
-def flag_rates_by_kind(kinds: Sequence[Sequence[str]], flagged: Sequence[bool]) -> list[KindRate]:
+def flag_rates_by_kind(kinds: Sequence[Sequence[str]], flagged: Sequence[bool]) -> list[KindCounts]:
     """Flag counts per object kind, sorted by kind; images without objects are skipped.
 
     ``kinds[i]`` lists the kinds of image ``i``'s objects and ``flagged[i]`` says
@@ -41,7 +26,15 @@ def flag_rates_by_kind(kinds: Sequence[Sequence[str]], flagged: Sequence[bool]) 
     for kind in sorted({k for image_kinds in kinds for k in image_kinds}):
         carrying = [bool(f) for ks, f in zip(kinds, flagged, strict=True) if kind in ks]
         alone = [bool(f) for ks, f in zip(kinds, flagged, strict=True) if ks and set(ks) == {kind}]
-        rates.append(KindRate(kind, len(carrying), sum(carrying), len(alone), sum(alone)))
+        rates.append(
+            KindCounts(
+                kind=kind,
+                images=len(carrying),
+                flagged=sum(carrying),
+                alone_images=len(alone),
+                alone_flagged=sum(alone),
+            )
+        )
     return rates
 
 
@@ -52,7 +45,7 @@ def _rate(hits: int, n: int) -> str:
     return f"{hits / n:.2f} [{interval[0]:.2f}, {interval[1]:.2f}] ({hits}/{n})"
 
 
-def kind_rate_table(rates: Sequence[KindRate]) -> str:
+def kind_rate_table(rates: Sequence[KindCounts]) -> str:
     """A Markdown table of ``rates`` with 95 % Wilson intervals."""
     lines = [
         "| kind | flagged, any image with it [95 % CI] | flagged, images with it alone [95 % CI] |",

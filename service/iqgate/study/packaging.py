@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,8 +11,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from iqgate.data.phantom_dataset import PhantomDataset
 from iqgate.packages import ModelCard, SplitMetrics
 from iqgate.routing_rules import CARDIAC_FOUR_CHAMBER_MR, CHEST_RADIOGRAPHS, Routing
+from iqgate.study.kind_rates import flag_rates_by_kind
 from iqgate.study.metrics import roc_auc, scores_at, sensitivity_threshold, youden_threshold
 from iqgate.study.train import predict_probabilities
 
@@ -45,17 +48,32 @@ def choose_threshold(
     return youden_threshold(labels, probabilities), "Youden's J on the validation set"
 
 
-def split_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> SplitMetrics:
+def split_metrics(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float,
+    object_kinds: Sequence[Sequence[str]] | None = None,
+) -> SplitMetrics:
     """Accuracy, sensitivity and specificity at ``threshold``, and AUC; a score a split
-    cannot have (AUC, sensitivity or specificity with one class) is None."""
+    cannot have (AUC, sensitivity or specificity with one class) is None. With
+    ``object_kinds`` (each image's object kinds), sensitivity by kind as well."""
     at = scores_at(labels, probabilities, threshold)
+    by_kind = None
+    if object_kinds is not None:
+        by_kind = flag_rates_by_kind(object_kinds, list(probabilities >= threshold))
     return SplitMetrics(
         images=int(labels.size),
         accuracy=round(at.accuracy, 4),
         auc=_rounded(roc_auc(labels, probabilities)),
         sensitivity=_rounded(at.sensitivity),
         specificity=_rounded(at.specificity),
+        by_kind=by_kind,
     )
+
+
+def _object_kinds(split: Dataset) -> list[list[str]] | None:
+    """What the objects of each image are, where the split knows (phantoms)."""
+    return split.object_kinds() if isinstance(split, PhantomDataset) else None
 
 
 def _rounded(value: float) -> float | None:
@@ -72,7 +90,8 @@ def evaluate_for_card(
     batch_size: int = 32,
     progress: bool = False,
 ) -> tuple[float, str, dict[str, SplitMetrics]]:
-    """Threshold chosen on ``val``; metrics on ``val`` and ``test`` at that threshold."""
+    """Threshold chosen on ``val``; metrics on ``val`` and ``test`` at that threshold,
+    split by object kind where the splits are phantoms."""
     val_labels, val_probabilities = predict_probabilities(
         model, val, device=device, batch_size=batch_size, progress=progress
     )
@@ -81,8 +100,8 @@ def evaluate_for_card(
         model, test, device=device, batch_size=batch_size, progress=progress
     )
     metrics = {
-        "validation": split_metrics(val_labels, val_probabilities, threshold),
-        "test": split_metrics(test_labels, test_probabilities, threshold),
+        "validation": split_metrics(val_labels, val_probabilities, threshold, _object_kinds(val)),
+        "test": split_metrics(test_labels, test_probabilities, threshold, _object_kinds(test)),
     }
     return threshold, rule, metrics
 
