@@ -34,6 +34,10 @@ def test_both_demo_packages_are_shipped_with_honest_cards():
         assert "NOT FOR CLINICAL USE" in card.intended_use and "synthetic" in card.description
         assert card.metrics["test"].images >= 300 and "tools/train.py" in card.training["command"]
         assert card.threshold_rule == "Youden's J on the validation set"
+        test = card.metrics["test"]
+        assert test.by_kind, "a phantom-trained card splits its sensitivity by object kind"
+        positives_flagged = sum(k.alone_flagged for k in test.by_kind)
+        assert positives_flagged <= sum(k.alone_images for k in test.by_kind) <= test.images
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
