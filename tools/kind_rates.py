@@ -19,14 +19,13 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from iqgate.data.phantom_dataset import PhantomDataset
 from iqgate.data.sources import PHANTOM_TASKS, SPLIT_SEED_OFFSETS
 from iqgate.packages import load_package
-from iqgate.study.kind_rates import flag_rates_by_kind, kind_rate_table
-from iqgate.study.metrics import roc_auc
+from iqgate.study.kind_rates import kind_rate_table
+from iqgate.study.packaging import split_metrics
 from iqgate.study.train import predict_probabilities
 
 
@@ -47,7 +46,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=0, help="rendering processes")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.n < 2:
+        parser.error("--n needs at least 2 phantoms, one of each class")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,14 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     labels, probabilities = predict_probabilities(
         model, images, device=torch.device("cpu"), progress=True
     )
-    flagged = probabilities >= card.decision_threshold
-    rates = flag_rates_by_kind(images.object_kinds(), flagged)
+    metrics = split_metrics(labels, probabilities, card.decision_threshold, images.object_kinds())
+    rates = metrics.by_kind or []
     negatives = labels == 0
-    false_positives = int((flagged & negatives).sum())
-    auc = roc_auc(labels, probabilities)
+    false_positives = int((probabilities[negatives] >= card.decision_threshold).sum())
     print(
         f"{card.name} {card.version} on {args.n} fresh {task} phantoms (seed {args.seed}), "
-        f"threshold {card.decision_threshold:.3f}: AUC {auc:.3f}, "
+        f"threshold {card.decision_threshold:.3f}: AUC {metrics.auc:.3f}, "
         f"false positives {false_positives} of {int(negatives.sum())}\n"
     )
     print(kind_rate_table(rates))
@@ -79,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
                     "package": f"{card.name} {card.version}",
                     "n": args.n,
                     "seed": args.seed,
-                    "auc": auc,
+                    "auc": metrics.auc,
                     "false_positives": false_positives,
                     "negatives": int(negatives.sum()),
                     "kinds": [rate.model_dump() for rate in rates],
-                    "sensitivity": float(np.mean(flagged[labels == 1])),
+                    "sensitivity": metrics.sensitivity,
                 },
                 indent=2,
             )
